@@ -1,0 +1,307 @@
+from django.contrib import admin
+from django.db.models import Exists, OuterRef
+from django.forms.models import BaseInlineFormSet
+from import_export.admin import ImportMixin
+from rangefilter.filters import DateRangeFilterBuilder
+from simple_history.admin import SimpleHistoryAdmin
+
+from sites import access
+from sites.admin_mixins import CentreScopedAdminMixin, CentreScopedInlineMixin, VisibleCentreListFilter
+
+from . import rules
+from .models import (
+    Complication,
+    ComplicationType,
+    FollowUp,
+    Implantation,
+    LiverTest,
+    Patient,
+    PerfusionCheck,
+    SystemicTherapyLine,
+    Treatment,
+)
+from .vocabulary import DoseChange
+
+
+# --- The never-treated rule across the implantation page's inlines --------------
+#
+# Doses and follow-ups are edited together with the implantation, so the rule
+# is checked against the rows as they stand in the submitted form, not the
+# database. The treatment formset is validated before the follow-up formset
+# (inline order), and leaves its count on the parent for the follow-ups.
+
+
+def _kept_forms(formset):
+    return [
+        form
+        for form in formset.forms
+        if form.has_changed() or form.instance.pk
+        if not (formset.can_delete and formset._should_delete_form(form))
+        if getattr(form, "cleaned_data", None) is not None
+    ]
+
+
+class TreatmentFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        doses = [f for f in _kept_forms(self) if f.cleaned_data.get("dose_change") != DoseChange.HELD]
+        self.instance._pending_dose_count = len(doses)
+        message = rules.never_treated_errors(
+            reason=self.instance.never_treated_reason, dose_count=len(doses), pump_never_used=False
+        ).get("never_treated_reason")
+        if message:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError(message + " Clear 'Never-treated reason' above or remove the doses.")
+
+
+class FollowUpFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        dose_count = getattr(self.instance, "_pending_dose_count", None)
+        if dose_count is None:
+            dose_count = self.instance.treatments.given().count() if self.instance.pk else 0
+        for form in _kept_forms(self):
+            if not form.cleaned_data.get("pump_never_used"):
+                continue
+            errors = rules.never_treated_errors(
+                reason=self.instance.never_treated_reason, dose_count=dose_count, pump_never_used=True
+            )
+            if "pump_never_used" in errors:
+                form.add_error("pump_never_used", errors["pump_never_used"])
+            elif "never_treated_reason" in errors:
+                form.add_error("pump_never_used", errors["never_treated_reason"] + " Choose it above.")
+
+
+class ImplantationChildInline(CentreScopedInlineMixin, admin.StackedInline):
+    extra = 0
+
+
+class PerfusionCheckInline(ImplantationChildInline):
+    model = PerfusionCheck
+    classes = ["collapse"]
+
+
+class TreatmentInline(ImplantationChildInline, admin.TabularInline):
+    model = Treatment
+    formset = TreatmentFormSet
+    template = "admin/edit_inline/tabular.html"
+    verbose_name = "HAI dose"
+    verbose_name_plural = "HAI doses (each cycle or refill)"
+
+
+class ComplicationInline(ImplantationChildInline):
+    model = Complication
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "type":
+            kwargs["queryset"] = ComplicationType.objects.filter(active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class LiverTestInline(ImplantationChildInline, admin.TabularInline):
+    model = LiverTest
+    template = "admin/edit_inline/tabular.html"
+
+
+class FollowUpInline(ImplantationChildInline):
+    model = FollowUp
+    formset = FollowUpFormSet
+    verbose_name_plural = "follow-ups"
+
+
+class TreatedListFilter(admin.SimpleListFilter):
+    title = "ever treated"
+    parameter_name = "treated"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Treated (at least one dose)"), ("no", "Never treated")]
+
+    def queryset(self, request, queryset):
+        given = Treatment.objects.given().filter(implantation=OuterRef("pk"))
+        if self.value() == "yes":
+            return queryset.filter(Exists(given))
+        if self.value() == "no":
+            return queryset.exclude(Exists(given))
+        return queryset
+
+
+class ComplicationTypeListFilter(admin.SimpleListFilter):
+    title = "complication type"
+    parameter_name = "complication_type"
+
+    def lookups(self, request, model_admin):
+        return [(t.code, t.name) for t in ComplicationType.objects.all()]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(
+                Exists(Complication.objects.filter(implantation=OuterRef("pk"), type__code=self.value()))
+            )
+        return queryset
+
+
+class ImplantationCentreFilter(VisibleCentreListFilter):
+    centre_path = "patient__centre"
+
+
+class ScopedSaveMixin:
+    """Saves go through the service, which re-checks the centre and records who did it."""
+
+    def save_model(self, request, obj, form, change):
+        from .services import save_record
+
+        save_record(obj, user=request.user)
+
+
+@admin.register(Implantation)
+class ImplantationAdmin(ImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+    list_display = ["__str__", "centre_code", "surgeon", "implanted_on", "indication", "treated_display", "surgeon_sequence_display"]
+    list_filter = [
+        ImplantationCentreFilter,
+        "indication",
+        ("implanted_on", DateRangeFilterBuilder()),
+        TreatedListFilter,
+        ComplicationTypeListFilter,
+        "device",
+    ]
+    search_fields = ["patient__pseudonym"]
+    autocomplete_fields = ["patient", "surgeon"]
+    date_hierarchy = "implanted_on"
+    list_select_related = ["patient__centre", "surgeon"]
+    readonly_fields = ["centre_code", "treated_display", "days_to_first_dose_display", "surgeon_sequence_display"]
+    inlines = [PerfusionCheckInline, TreatmentInline, ComplicationInline, LiverTestInline, FollowUpInline]
+    fieldsets = [
+        (None, {"fields": ["patient", "surgeon", "implanted_on", "indication", "approach", "device"]}),
+        (
+            "Operation",
+            {
+                "fields": [
+                    "catheter_vessel",
+                    "accessory_arteries_ligated",
+                    ("concurrent_colorectal_resection", "concurrent_hepatectomy", "concurrent_ablation"),
+                    ("operative_minutes", "blood_loss_ml", "length_of_stay_days"),
+                ]
+            },
+        ),
+        ("Never treated", {"fields": ["never_treated_reason", "never_treated_note"]}),
+        (
+            "Derived (read-only)",
+            {"fields": ["centre_code", "treated_display", "days_to_first_dose_display", "surgeon_sequence_display"]},
+        ),
+    ]
+
+    def get_import_resource_classes(self, request):
+        from .imports import ImplantationResource
+
+        return [ImplantationResource]
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        kwargs = super().get_import_resource_kwargs(request, **kwargs)
+        kwargs["user"] = request.user
+        return kwargs
+
+    def has_import_permission(self, request):
+        return access.can_write_clinical(request.user)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_derived()
+
+    @admin.display(description="centre", ordering="patient__centre__code")
+    def centre_code(self, obj):
+        return obj.patient.centre.code if obj.patient_id else "–"
+
+    @admin.display(description="ever treated", boolean=True)
+    def treated_display(self, obj):
+        return obj.treated if obj.pk else None
+
+    @admin.display(description="days to first dose")
+    def days_to_first_dose_display(self, obj):
+        return obj.days_to_first_dose if obj.pk else None
+
+    @admin.display(description="surgeon's pump number", ordering="derived_surgeon_sequence")
+    def surgeon_sequence_display(self, obj):
+        return obj.surgeon_sequence if obj.pk else None
+
+
+class ImplantationInline(CentreScopedInlineMixin, admin.TabularInline):
+    model = Implantation
+    extra = 0
+    fields = ["implanted_on", "surgeon", "indication", "approach", "device"]
+    autocomplete_fields = ["surgeon"]
+    show_change_link = True
+    verbose_name_plural = "implantations (open one to enter doses, complications, liver tests and follow-ups)"
+
+
+class SystemicTherapyLineInline(CentreScopedInlineMixin, admin.TabularInline):
+    model = SystemicTherapyLine
+    extra = 0
+
+
+@admin.register(Patient)
+class PatientAdmin(CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+    list_display = ["pseudonym", "centre", "birth_year", "sex", "primary_tumour"]
+    list_filter = [VisibleCentreListFilter, "primary_tumour", "sex"]
+    search_fields = ["pseudonym"]
+    list_select_related = ["centre"]
+    inlines = [ImplantationInline, SystemicTherapyLineInline]
+    fields = [
+        "pseudonym",
+        "centre",
+        ("birth_year", "sex"),
+        ("primary_tumour", "ras_status"),
+        ("liver_metastases_count", "bilobar_disease", "extrahepatic_disease"),
+        "prior_systemic_lines",
+        "consent_on",
+    ]
+
+
+class ChildRecordAdmin(CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+    """Child records listed on their own for searching and their history; entered on the implantation."""
+
+    autocomplete_fields = ["implantation"]
+    search_fields = ["implantation__patient__pseudonym"]
+    list_select_related = ["implantation__patient__centre"]
+
+
+@admin.register(Complication)
+class ComplicationAdmin(ChildRecordAdmin):
+    list_display = ["implantation", "type", "onset_on", "grade", "pump_lost"]
+    list_filter = ["type", "grade", "pump_lost"]
+    list_select_related = ["implantation__patient__centre", "type"]
+
+
+@admin.register(Treatment)
+class TreatmentAdmin(ChildRecordAdmin):
+    list_display = ["implantation", "given_on", "drug", "dose", "dose_unit", "dose_change"]
+    list_filter = ["drug", "dose_change"]
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ChildRecordAdmin):
+    list_display = ["implantation", "contact_on", "vital_status", "resected", "pump_never_used"]
+    list_filter = ["vital_status", "resected", "pump_never_used"]
+
+
+@admin.register(LiverTest)
+class LiverTestAdmin(ChildRecordAdmin):
+    list_display = ["implantation", "measured_on", "is_baseline", "ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l"]
+
+
+@admin.register(PerfusionCheck)
+class PerfusionCheckAdmin(ChildRecordAdmin):
+    list_display = ["implantation", "checked_on", "timing", "method", "extrahepatic_perfusion"]
+
+
+@admin.register(SystemicTherapyLine)
+class SystemicTherapyLineAdmin(CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+    list_display = ["patient", "line_number", "regimen", "biologic", "started_on", "ended_on"]
+    autocomplete_fields = ["patient"]
+    search_fields = ["patient__pseudonym"]
+
+
+@admin.register(ComplicationType)
+class ComplicationTypeAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "code", "grading_system", "catheter_related", "active"]
+    list_filter = ["grading_system", "active"]
+    search_fields = ["name", "code"]

@@ -1,0 +1,660 @@
+"""The clinical record. The unit of the registry is the pump implantation.
+
+Rules about one row live in ``clean()`` (and, where the database can enforce
+them, in ``Meta.constraints``). Rules that read other rows of the same patient
+(dates against the implantation or a recorded death) also live in ``clean()``
+through the helpers in ``registry.rules``. Derived values (treated, days to
+first dose, surgeon sequence) are computed in ``registry.selectors`` and are
+never stored or typed in.
+"""
+import secrets
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from sites.models import Centre, Surgeon
+from sites.querysets import CentreScopedQuerySet
+
+from . import rules
+from .vocabulary import (
+    DOSE_RANGES,
+    Approach,
+    Biologic,
+    CatheterVessel,
+    ClavienDindo,
+    Device,
+    DoseChange,
+    DoseUnit,
+    Drug,
+    GradingSystem,
+    Indication,
+    Management,
+    NeverTreatedReason,
+    PerfusionMethod,
+    PerfusionTiming,
+    PrimaryTumour,
+    PumpEndReason,
+    RasStatus,
+    ResectionMargin,
+    Response,
+    Sex,
+    SystemicRegimen,
+    VitalStatus,
+)
+
+PSEUDONYM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud safely
+
+
+def new_pseudonym():
+    return "HAI-" + "".join(secrets.choice(PSEUDONYM_ALPHABET) for _ in range(8))
+
+
+class ComplicationType(models.Model):
+    """Controlled vocabulary of complications; the coordinator extends it."""
+
+    code = models.SlugField(max_length=40, unique=True, help_text="Stable code used by the API, e.g. 'biliary_sclerosis'.")
+    name = models.CharField(max_length=120, unique=True)
+    grading_system = models.CharField(max_length=20, choices=GradingSystem.choices)
+    catheter_related = models.BooleanField(
+        default=False, help_text="Counts towards catheter-related complications (occlusion, dislodgement, …)."
+    )
+    active = models.BooleanField(default=True, help_text="Inactive types stay on old records but cannot be chosen.")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Patient(models.Model):
+    """A patient, known by registry pseudonym only: no name, birth date or hospital number."""
+
+    centre_lookup = "centre"
+
+    pseudonym = models.CharField(
+        max_length=20,
+        unique=True,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z0-9-]{4,20}$", "Use 4-20 capital letters, digits or hyphens.")],
+        help_text="Registry pseudonym; generated when left empty. Never a name or hospital number.",
+    )
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="patients")
+    birth_year = models.PositiveSmallIntegerField(validators=[MinValueValidator(1900)])
+    sex = models.CharField(max_length=10, choices=Sex.choices)
+    primary_tumour = models.CharField(max_length=20, choices=PrimaryTumour.choices)
+    ras_status = models.CharField(max_length=20, choices=RasStatus.choices, default=RasStatus.UNKNOWN)
+    liver_metastases_count = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(200)], verbose_name="number of liver metastases"
+    )
+    bilobar_disease = models.BooleanField(null=True, blank=True)
+    extrahepatic_disease = models.BooleanField(null=True, blank=True, verbose_name="extrahepatic disease at implant")
+    prior_systemic_lines = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(15)])
+    consent_on = models.DateField(null=True, blank=True, verbose_name="consent date")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+    objects = CentreScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pseudonym"]
+        constraints = [
+            models.CheckConstraint(condition=Q(birth_year__gte=1900, birth_year__lte=2100), name="patient_birth_year_range"),
+            models.CheckConstraint(condition=Q(prior_systemic_lines__lte=15), name="patient_prior_lines_range"),
+            models.CheckConstraint(condition=Q(liver_metastases_count__lte=200), name="patient_metastases_range"),
+        ]
+        indexes = [
+            # Admin list and API list of a centre's patients.
+            models.Index(fields=["centre", "pseudonym"], name="patient_centre_pseudonym_idx"),
+        ]
+
+    def __str__(self):
+        return self.pseudonym or "(new patient)"
+
+    def save(self, *args, **kwargs):
+        if not self.pseudonym:
+            self.pseudonym = new_pseudonym()
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        errors = {}
+        today = rules.today()
+        if self.birth_year and self.birth_year > today.year:
+            errors["birth_year"] = "The birth year cannot be in the future."
+        elif self.birth_year and today.year - self.birth_year > 110:
+            errors["birth_year"] = f"A birth year of {self.birth_year} is implausible (over 110 years old)."
+        if self.consent_on and self.consent_on > today:
+            errors["consent_on"] = "The consent date cannot be in the future."
+        if self.consent_on and self.birth_year and self.consent_on.year < self.birth_year:
+            errors["consent_on"] = "Consent cannot precede the birth year."
+        if self.pk and self.birth_year:
+            first = self.implantations.order_by("implanted_on").values_list("implanted_on", flat=True).first()
+            if first and first.year < self.birth_year:
+                errors["birth_year"] = f"An implantation on {first} precedes this birth year."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ImplantationQuerySet(CentreScopedQuerySet):
+    def with_derived(self):
+        from .selectors import annotate_derived
+
+        return annotate_derived(self)
+
+
+class Implantation(models.Model):
+    """The index event: one pump (or port) placed, whether or not it ever delivered a dose."""
+
+    centre_lookup = "patient__centre"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="implantations")
+    surgeon = models.ForeignKey(Surgeon, on_delete=models.PROTECT, related_name="implantations")
+    implanted_on = models.DateField(verbose_name="implantation date")
+    indication = models.CharField(max_length=40, choices=Indication.choices)
+    approach = models.CharField(max_length=20, choices=Approach.choices)
+    device = models.CharField(max_length=30, choices=Device.choices)
+    catheter_vessel = models.CharField(max_length=20, choices=CatheterVessel.choices, default=CatheterVessel.GASTRODUODENAL)
+    accessory_arteries_ligated = models.BooleanField(default=False)
+    concurrent_colorectal_resection = models.BooleanField(default=False)
+    concurrent_hepatectomy = models.BooleanField(default=False)
+    concurrent_ablation = models.BooleanField(default=False)
+    operative_minutes = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(10), MaxValueValidator(1440)], verbose_name="operative time (min)"
+    )
+    blood_loss_ml = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(20000)], verbose_name="blood loss (mL)"
+    )
+    length_of_stay_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(365)], verbose_name="length of stay (days)"
+    )
+    never_treated_reason = models.CharField(
+        max_length=30,
+        choices=NeverTreatedReason.choices,
+        blank=True,
+        help_text="Only when the pump never delivered a dose; required when a follow-up records the pump as never used.",
+    )
+    never_treated_note = models.CharField(
+        max_length=200, blank=True, help_text="Free text for the centre; never shown to investigators."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+    objects = ImplantationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-implanted_on", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(operative_minutes__isnull=True) | Q(operative_minutes__gte=10, operative_minutes__lte=1440),
+                name="implantation_operative_minutes_range",
+            ),
+            models.CheckConstraint(condition=Q(blood_loss_ml__lte=20000), name="implantation_blood_loss_range"),
+            models.CheckConstraint(condition=Q(length_of_stay_days__lte=365), name="implantation_stay_range"),
+            models.CheckConstraint(
+                condition=Q(never_treated_reason="") | Q(never_treated_reason__in=NeverTreatedReason.values),
+                name="implantation_never_treated_reason_vocabulary",
+            ),
+            models.CheckConstraint(condition=Q(indication__in=Indication.values), name="implantation_indication_vocabulary"),
+            models.CheckConstraint(condition=Q(approach__in=Approach.values), name="implantation_approach_vocabulary"),
+            models.CheckConstraint(condition=Q(device__in=Device.values), name="implantation_device_vocabulary"),
+        ]
+        indexes = [
+            # Surgeon sequence number: count of the surgeon's earlier implantations.
+            models.Index(fields=["surgeon", "implanted_on", "id"], name="implantation_surgeon_seq_idx"),
+            # Date-range filters and the default ordering.
+            models.Index(fields=["implanted_on", "id"], name="implantation_date_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.patient} – {self.implanted_on}"
+
+    @property
+    def centre(self):
+        return self.patient.centre
+
+    # Derived values: read from the selector's annotations when the queryset
+    # has them (lists), else computed for this one row.
+    @property
+    def treated(self):
+        from .selectors import implantation_derived
+
+        return implantation_derived(self)["treated"]
+
+    @property
+    def days_to_first_dose(self):
+        from .selectors import implantation_derived
+
+        return implantation_derived(self)["days_to_first_dose"]
+
+    @property
+    def surgeon_sequence(self):
+        from .selectors import implantation_derived
+
+        return implantation_derived(self)["surgeon_sequence"]
+
+    def clean(self):
+        errors = {}
+        today = rules.today()
+        if self.implanted_on and self.implanted_on > today:
+            errors["implanted_on"] = "The implantation date cannot be in the future."
+        patient = self.patient if self.patient_id else None
+        if patient and self.implanted_on and self.implanted_on.year < patient.birth_year:
+            errors["implanted_on"] = f"The implantation precedes the patient's birth year ({patient.birth_year})."
+        if patient and self.surgeon_id and self.surgeon.centre_id != patient.centre_id:
+            errors["surgeon"] = (
+                f"Surgeon {self.surgeon.code} belongs to another centre than patient {patient.pseudonym}."
+            )
+        if self.never_treated_note and not self.never_treated_reason:
+            errors["never_treated_note"] = "A note only goes with a never-treated reason."
+        if self.pk and self.implanted_on:
+            earliest = rules.earliest_event_after_implant(self)
+            if earliest and earliest[0] < self.implanted_on:
+                errors["implanted_on"] = (
+                    f"A {earliest[1]} on {earliest[0]} precedes this implantation date; correct that record first."
+                )
+        if self.pk:
+            errors.update(
+                rules.never_treated_errors(
+                    reason=self.never_treated_reason,
+                    dose_count=self.treatments.given().count(),
+                    pump_never_used=self.follow_ups.filter(pump_never_used=True).exists(),
+                )
+            )
+        death = rules.recorded_death_on(patient) if patient else None
+        if death and self.implanted_on and self.implanted_on > death:
+            errors.setdefault("implanted_on", f"The patient's death is recorded on {death}.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ImplantationChild(models.Model):
+    """A record that hangs off one implantation and is dated on or after it."""
+
+    centre_lookup = "implantation__patient__centre"
+    date_field = None  # the field that must fall on/after the implantation
+    event_label = "record"
+    # A follow-up may be dated after a death (the date the death became known).
+    may_follow_death = False
+
+    objects = CentreScopedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def date_errors(self):
+        """Implantation, future and death checks for this record's date."""
+        errors = {}
+        when = getattr(self, self.date_field)
+        if not when or not self.implantation_id:
+            return errors
+        implantation = self.implantation
+        if when > rules.today():
+            errors[self.date_field] = "This date cannot be in the future."
+        elif implantation.implanted_on and when < implantation.implanted_on:
+            errors[self.date_field] = f"This date precedes the implantation ({implantation.implanted_on})."
+        death = None if self.may_follow_death else rules.recorded_death_on(implantation.patient, exclude=self)
+        if death and when > death and self.date_field not in errors:
+            errors[self.date_field] = f"This date is after the patient's recorded death ({death})."
+        return errors
+
+    def clean(self):
+        errors = self.date_errors()
+        if errors:
+            raise ValidationError(errors)
+
+
+class PerfusionCheck(ImplantationChild):
+    date_field = "checked_on"
+    event_label = "perfusion check"
+
+    implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="perfusion_checks")
+    checked_on = models.DateField()
+    timing = models.CharField(max_length=20, choices=PerfusionTiming.choices)
+    method = models.CharField(max_length=20, choices=PerfusionMethod.choices)
+    extrahepatic_perfusion = models.BooleanField(verbose_name="extrahepatic perfusion found")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["checked_on", "id"]
+
+    def __str__(self):
+        return f"{self.get_method_display()} on {self.checked_on}"
+
+
+class TreatmentQuerySet(CentreScopedQuerySet):
+    def given(self):
+        """Cycles that delivered drug; a held cycle is recorded but is not a dose."""
+        return self.exclude(dose_change=DoseChange.HELD)
+
+
+def _dose_range_condition():
+    pairs = Q()
+    for (drug, unit), (low, high) in DOSE_RANGES.items():
+        pairs |= Q(drug=drug, dose_unit=unit, dose__gte=Decimal(str(low)), dose__lte=Decimal(str(high)))
+    return pairs
+
+
+class Treatment(ImplantationChild):
+    """One HAI cycle or pump refill."""
+
+    date_field = "given_on"
+    event_label = "HAI dose"
+
+    implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="treatments")
+    given_on = models.DateField(verbose_name="date given")
+    drug = models.CharField(max_length=20, choices=Drug.choices)
+    dose = models.DecimalField(max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
+    dose_unit = models.CharField(max_length=10, choices=DoseUnit.choices)
+    dose_change = models.CharField(max_length=10, choices=DoseChange.choices, default=DoseChange.FULL)
+    dose_change_reason = models.CharField(max_length=200, blank=True, help_text="Why the dose was reduced or held.")
+
+    history = HistoricalRecords()
+    objects = TreatmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["given_on", "id"]
+        constraints = [
+            models.CheckConstraint(condition=_dose_range_condition(), name="treatment_dose_plausible_for_drug_and_unit"),
+            models.CheckConstraint(
+                condition=Q(dose_change="full") | ~Q(dose_change_reason=""),
+                name="treatment_change_has_reason",
+            ),
+        ]
+        indexes = [
+            # Treated flag and first dose per implantation.
+            models.Index(fields=["implantation", "given_on"], name="treatment_first_dose_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_drug_display()} {self.dose} {self.dose_unit} on {self.given_on}"
+
+    def clean(self):
+        errors = self.date_errors()
+        if self.drug and self.dose_unit and self.dose is not None:
+            limits = DOSE_RANGES.get((self.drug, self.dose_unit))
+            if limits is None:
+                allowed = ", ".join(unit for (drug, unit) in DOSE_RANGES if drug == self.drug)
+                errors["dose_unit"] = f"{self.get_drug_display()} is dosed in {allowed}."
+            elif not (Decimal(str(limits[0])) <= self.dose <= Decimal(str(limits[1]))):
+                errors["dose"] = (
+                    f"{self.dose} {self.dose_unit} is outside the plausible range for "
+                    f"{self.get_drug_display()} ({limits[0]}–{limits[1]} {self.dose_unit})."
+                )
+        if self.dose_change != DoseChange.FULL and not self.dose_change_reason:
+            errors["dose_change_reason"] = "Say why the dose was reduced or held."
+        if self.implantation_id and self.dose_change != DoseChange.HELD and self.implantation.never_treated_reason:
+            errors.setdefault(
+                "given_on",
+                "This implantation is recorded as never treated; clear its never-treated reason before adding a dose.",
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class Complication(ImplantationChild):
+    date_field = "onset_on"
+    event_label = "complication"
+
+    implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="complications")
+    type = models.ForeignKey(ComplicationType, on_delete=models.PROTECT, related_name="complications")
+    onset_on = models.DateField(verbose_name="onset date")
+    grade = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)], help_text="Severity 1–5 (CTCAE grade)."
+    )
+    clavien_dindo = models.CharField(
+        max_length=4, choices=ClavienDindo.choices, blank=True, help_text="For surgical events graded by Clavien-Dindo."
+    )
+    management = models.CharField(max_length=20, choices=Management.choices, default=Management.NONE)
+    pump_lost = models.BooleanField(default=False, help_text="Pump lost (not salvaged) because of this complication.")
+    related_to_pump = models.BooleanField(default=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["onset_on", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=5), name="complication_grade_1_to_5"),
+            models.CheckConstraint(
+                condition=Q(clavien_dindo="") | Q(clavien_dindo__in=ClavienDindo.values),
+                name="complication_clavien_dindo_vocabulary",
+            ),
+        ]
+        indexes = [
+            # Complication rates by type.
+            models.Index(fields=["type", "implantation"], name="complication_type_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} (grade {self.grade}) on {self.onset_on}"
+
+    def clean(self):
+        errors = self.date_errors()
+        if self.clavien_dindo and self.type_id and self.type.grading_system != GradingSystem.CLAVIEN_DINDO:
+            errors["clavien_dindo"] = f"{self.type} is graded by CTCAE, not Clavien-Dindo."
+        if self.clavien_dindo == ClavienDindo.V and self.grade != 5:
+            errors["grade"] = "Clavien-Dindo V is a death: the grade must be 5."
+        if self.grade == 5 and self.clavien_dindo and self.clavien_dindo != ClavienDindo.V:
+            errors["clavien_dindo"] = "Grade 5 is a death: Clavien-Dindo must be V."
+        if self.type_id and not self.type.active and self._state.adding:
+            errors["type"] = f"'{self.type}' is no longer in use; choose another type."
+        if errors:
+            raise ValidationError(errors)
+
+
+class LiverTest(ImplantationChild):
+    date_field = "measured_on"
+    event_label = "liver test"
+
+    implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="liver_tests")
+    measured_on = models.DateField()
+    is_baseline = models.BooleanField(default=False, help_text="Baseline tests are taken up to 90 days before the implantation.")
+    ast_u_per_l = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="AST (U/L)")
+    alp_u_per_l = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="ALP (U/L)")
+    bilirubin_umol_per_l = models.DecimalField(
+        max_digits=6, decimal_places=1, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
+        verbose_name="total bilirubin (µmol/L)",
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["measured_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ast_u_per_l__isnull=False) | Q(alp_u_per_l__isnull=False) | Q(bilirubin_umol_per_l__isnull=False),
+                name="liver_test_has_a_value",
+            ),
+            models.CheckConstraint(condition=Q(ast_u_per_l__lte=10000), name="liver_test_ast_range"),
+            models.CheckConstraint(condition=Q(alp_u_per_l__lte=10000), name="liver_test_alp_range"),
+            models.CheckConstraint(
+                condition=Q(bilirubin_umol_per_l__gte=0, bilirubin_umol_per_l__lte=1000), name="liver_test_bilirubin_range"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Liver tests on {self.measured_on}"
+
+    def clean(self):
+        errors = {}
+        if self.is_baseline and self.measured_on and self.implantation_id:
+            implanted_on = self.implantation.implanted_on
+            if self.measured_on > implanted_on:
+                errors["measured_on"] = f"Baseline tests are taken on or before the implantation ({implanted_on})."
+            elif (implanted_on - self.measured_on).days > 90:
+                errors["measured_on"] = "Baseline tests are taken within 90 days before the implantation."
+        else:
+            errors.update(self.date_errors())
+        if self.ast_u_per_l is None and self.alp_u_per_l is None and self.bilirubin_umol_per_l is None:
+            errors["__all__"] = "Enter at least one of AST, ALP or bilirubin."
+        if errors:
+            raise ValidationError(errors)
+
+
+class SystemicTherapyLine(models.Model):
+    """A line of systemic chemotherapy; earlier lines are baseline data and may precede the implantation."""
+
+    centre_lookup = "patient__centre"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="systemic_lines")
+    line_number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(15)])
+    regimen = models.CharField(max_length=20, choices=SystemicRegimen.choices)
+    biologic = models.CharField(max_length=20, choices=Biologic.choices, default=Biologic.NONE)
+    started_on = models.DateField()
+    ended_on = models.DateField(null=True, blank=True)
+
+    history = HistoricalRecords()
+    objects = CentreScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["patient", "line_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "line_number"], name="systemic_line_unique_number"),
+            models.CheckConstraint(condition=Q(line_number__gte=1, line_number__lte=15), name="systemic_line_number_range"),
+            models.CheckConstraint(
+                condition=Q(ended_on__isnull=True) | Q(ended_on__gte=F("started_on")), name="systemic_line_end_after_start"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Line {self.line_number}: {self.get_regimen_display()}"
+
+    def clean(self):
+        errors = {}
+        today = rules.today()
+        if self.started_on and self.started_on > today:
+            errors["started_on"] = "The start date cannot be in the future."
+        if self.ended_on and self.ended_on > today:
+            errors["ended_on"] = "The end date cannot be in the future."
+        if self.started_on and self.ended_on and self.ended_on < self.started_on:
+            errors["ended_on"] = "A line cannot end before it starts."
+        if self.patient_id and self.started_on:
+            if self.started_on.year < self.patient.birth_year:
+                errors["started_on"] = "This date precedes the patient's birth year."
+            death = rules.recorded_death_on(self.patient)
+            if death and self.started_on > death:
+                errors["started_on"] = f"This date is after the patient's recorded death ({death})."
+        if errors:
+            raise ValidationError(errors)
+
+
+class FollowUp(ImplantationChild):
+    """A follow-up contact: disease status, resection, pump status and vital status as of ``contact_on``."""
+
+    date_field = "contact_on"
+    event_label = "follow-up"
+    may_follow_death = True
+
+    implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="follow_ups")
+    contact_on = models.DateField(verbose_name="date of contact", help_text="Last date the patient's status was known.")
+    vital_status = models.CharField(max_length=10, choices=VitalStatus.choices)
+    died_on = models.DateField(null=True, blank=True, verbose_name="date of death")
+    response = models.CharField(max_length=2, choices=Response.choices, blank=True, verbose_name="best response (RECIST)")
+    resected = models.BooleanField(default=False, verbose_name="converted to resection")
+    resection_on = models.DateField(null=True, blank=True)
+    resection_margin = models.CharField(max_length=2, choices=ResectionMargin.choices, blank=True)
+    hepatic_progression_on = models.DateField(null=True, blank=True)
+    progression_on = models.DateField(null=True, blank=True, verbose_name="any progression date")
+    pump_ended_on = models.DateField(null=True, blank=True, verbose_name="pump explant or end of use")
+    pump_end_reason = models.CharField(max_length=30, choices=PumpEndReason.choices, blank=True)
+    pump_explanted = models.BooleanField(default=False)
+    pump_never_used = models.BooleanField(
+        default=False, help_text="The pump never delivered a dose; the implantation then needs a never-treated reason."
+    )
+
+    history = HistoricalRecords()
+
+    EVENT_DATE_FIELDS = ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
+
+    class Meta:
+        ordering = ["contact_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(vital_status="dead") & Q(died_on__isnull=False))
+                | (Q(vital_status="alive") & Q(died_on__isnull=True)),
+                name="follow_up_death_date_iff_dead",
+            ),
+            models.CheckConstraint(
+                condition=Q(died_on__isnull=True) | Q(died_on__lte=F("contact_on")), name="follow_up_death_not_after_contact"
+            ),
+            models.CheckConstraint(
+                condition=(Q(resected=True) & Q(resection_on__isnull=False))
+                | (Q(resected=False) & Q(resection_on__isnull=True) & Q(resection_margin="")),
+                name="follow_up_resection_fields_together",
+            ),
+            models.CheckConstraint(
+                condition=(Q(pump_ended_on__isnull=True) & Q(pump_end_reason="")) | Q(pump_ended_on__isnull=False),
+                name="follow_up_end_reason_needs_date",
+            ),
+            *[
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__lte": F("contact_on")}),
+                    name=f"follow_up_{name}_not_after_contact",
+                )
+                for name in ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
+            ],
+            *[
+                models.CheckConstraint(
+                    condition=Q(died_on__isnull=True) | Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__lte": F("died_on")}),
+                    name=f"follow_up_{name}_not_after_death",
+                )
+                for name in ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
+            ],
+        ]
+        indexes = [
+            # Last contact and death per implantation (survival).
+            models.Index(fields=["implantation", "contact_on"], name="follow_up_contact_idx"),
+        ]
+
+    def __str__(self):
+        return f"Follow-up on {self.contact_on}"
+
+    def clean(self):
+        errors = self.date_errors()
+        implanted_on = self.implantation.implanted_on if self.implantation_id else None
+        if self.vital_status == VitalStatus.DEAD and not self.died_on:
+            errors["died_on"] = "Give the date of death."
+        if self.vital_status == VitalStatus.ALIVE and self.died_on:
+            errors["died_on"] = "A date of death needs the vital status 'dead'."
+        if self.died_on and self.contact_on and self.died_on > self.contact_on:
+            errors["died_on"] = "The date of death cannot be after the date of this contact."
+        if self.resected and not self.resection_on:
+            errors["resection_on"] = "Give the date of the resection."
+        if not self.resected and (self.resection_on or self.resection_margin):
+            errors["resected"] = "Tick 'converted to resection' to record a resection date or margin."
+        if self.pump_end_reason and not self.pump_ended_on:
+            errors["pump_ended_on"] = "Give the date the pump was explanted or stopped being used."
+        if self.pump_explanted and not self.pump_ended_on:
+            errors["pump_ended_on"] = "Give the explant date."
+        for name in self.EVENT_DATE_FIELDS:
+            when = getattr(self, name)
+            if not when or name in errors:
+                continue
+            if implanted_on and when < implanted_on:
+                errors[name] = f"This date precedes the implantation ({implanted_on})."
+            elif self.contact_on and when > self.contact_on:
+                errors[name] = "This date is after the date of this contact."
+            elif self.died_on and when > self.died_on:
+                errors[name] = "This date is after the date of death."
+        if self.died_on and self.implantation_id and "died_on" not in errors:
+            latest = rules.latest_event_for_patient(self.implantation.patient, exclude=self)
+            if latest and latest[0] > self.died_on:
+                errors["died_on"] = f"A {latest[1]} on {latest[0]} is recorded after this date of death."
+            elif implanted_on and self.died_on < implanted_on:
+                errors["died_on"] = f"The date of death precedes the implantation ({implanted_on})."
+        if self.implantation_id and self.pump_never_used:
+            for field, message in rules.never_treated_errors(
+                reason=self.implantation.never_treated_reason,
+                dose_count=self.implantation.treatments.given().count(),
+                pump_never_used=True,
+            ).items():
+                errors.setdefault("pump_never_used", message)
+        if errors:
+            raise ValidationError(errors)

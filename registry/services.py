@@ -1,0 +1,39 @@
+"""Writes to the clinical record. Admin, import and API all save through here."""
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from simple_history.utils import update_change_reason
+
+from sites import access
+
+
+def _check_can_edit(record, user):
+    centre_id = access.centre_id_of(record)
+    if centre_id is None or not access.can_edit_centre(user, centre_id):
+        raise PermissionDenied("You may only enter or change records of your own centres.")
+
+
+@transaction.atomic
+def save_record(record, *, user, reason=""):
+    """Validate every rule (field, row and cross-row), then save with history.
+
+    Raises ``ValidationError`` with messages per field, or ``PermissionDenied``
+    when the record is (or would be moved) outside the user's centres.
+    """
+    if record.pk:
+        stored = type(record).objects.filter(pk=record.pk).first()
+        if stored is not None:
+            _check_can_edit(stored, user)
+    _check_can_edit(record, user)
+    record.full_clean()
+    record._history_user = user
+    record.save()
+    if reason:
+        update_change_reason(record, reason)
+    return record
+
+
+@transaction.atomic
+def delete_record(record, *, user):
+    _check_can_edit(record, user)
+    record._history_user = user
+    record.delete()

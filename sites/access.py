@@ -1,0 +1,126 @@
+"""Who may see and change what. Every permission decision is made here.
+
+Roles come from ``sites.Membership``. The answers are cached on the user
+object for the length of a request.
+"""
+from dataclasses import dataclass, field
+
+ALL_CENTRES = object()  # sentinel: no centre restriction
+
+# Role names are repeated here (not imported from models) to avoid an import
+# cycle: models -> querysets -> access.
+COORDINATOR = "coordinator"
+INVESTIGATOR = "investigator"
+DATA_MANAGER = "data_manager"
+CENTRE_LEAD = "centre_lead"
+
+
+@dataclass(frozen=True)
+class Access:
+    coordinator: bool = False
+    investigator: bool = False
+    managed_centre_ids: frozenset = field(default_factory=frozenset)
+    led_centre_ids: frozenset = field(default_factory=frozenset)
+
+    @property
+    def own_centre_ids(self):
+        return self.managed_centre_ids | self.led_centre_ids
+
+
+NO_ACCESS = Access()
+
+
+def access_for(user):
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NO_ACCESS
+    cached = getattr(user, "_registry_access", None)
+    if cached is not None:
+        return cached
+    from .models import Membership
+
+    rows = list(Membership.objects.filter(user=user).values_list("role", "centre_id"))
+    result = Access(
+        coordinator=user.is_superuser or any(role == COORDINATOR for role, _ in rows),
+        investigator=any(role == INVESTIGATOR for role, _ in rows),
+        managed_centre_ids=frozenset(c for role, c in rows if role == DATA_MANAGER),
+        led_centre_ids=frozenset(c for role, c in rows if role == CENTRE_LEAD),
+    )
+    user._registry_access = result
+    return result
+
+
+def forget(user):
+    """Drop the cached answer, e.g. after memberships change."""
+    user.__dict__.pop("_registry_access", None)
+
+
+def is_coordinator(user):
+    return access_for(user).coordinator
+
+
+def is_investigator(user):
+    """An investigator with no other role: de-identified, read-only views."""
+    a = access_for(user)
+    return a.investigator and not a.coordinator and not a.own_centre_ids
+
+
+def visible_centre_ids(user):
+    """Centres whose identifiable rows the user may read."""
+    a = access_for(user)
+    if a.coordinator:
+        return ALL_CENTRES
+    return a.own_centre_ids
+
+
+def deidentified_centre_ids(user):
+    """Centres the user may read only in de-identified form (investigators)."""
+    a = access_for(user)
+    if a.coordinator or a.investigator:
+        return ALL_CENTRES
+    return a.own_centre_ids
+
+
+def editable_centre_ids(user):
+    a = access_for(user)
+    if a.coordinator:
+        return ALL_CENTRES
+    return a.managed_centre_ids
+
+
+def can_view_centre(user, centre_id):
+    ids = visible_centre_ids(user)
+    return ids is ALL_CENTRES or centre_id in ids
+
+
+def can_edit_centre(user, centre_id):
+    ids = editable_centre_ids(user)
+    return ids is ALL_CENTRES or centre_id in ids
+
+
+def can_use_admin(user):
+    a = access_for(user)
+    return a.coordinator or bool(a.own_centre_ids)
+
+
+def can_write_clinical(user):
+    a = access_for(user)
+    return a.coordinator or bool(a.managed_centre_ids)
+
+
+def can_read_clinical(user):
+    a = access_for(user)
+    return a.coordinator or bool(a.own_centre_ids)
+
+
+def centre_id_of(record):
+    """The centre a record belongs to, following its model's ``centre_lookup``."""
+    path = record.centre_lookup
+    if path == "id":
+        return record.pk
+    *hops, last = path.split("__")
+    target = record
+    for hop in hops:
+        target = getattr(target, hop, None)
+        if target is None:
+            return None
+    return getattr(target, f"{last}_id", None)

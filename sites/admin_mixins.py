@@ -1,0 +1,60 @@
+"""Admin plumbing that applies the one visibility rule (``sites.access``)."""
+from django.contrib import admin
+
+from . import access
+
+
+class CentreScopedAdminMixin:
+    """Rows, object permissions and foreign-key choices all come from the scoped querysets.
+
+    A record of another centre is absent from lists, search and autocomplete,
+    opens as "does not exist" by URL, and cannot be chosen in a foreign key.
+    """
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
+
+    def _centre_allows(self, request, obj, check):
+        return obj is None or check(request.user, access.centre_id_of(obj))
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and self._centre_allows(request, obj, access.can_view_centre)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._centre_allows(request, obj, access.can_edit_centre)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._centre_allows(request, obj, access.can_edit_centre)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.related_model
+        if hasattr(related, "centre_lookup") and hasattr(related.objects, "editable_by"):
+            kwargs["queryset"] = related.objects.editable_by(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class CentreScopedInlineMixin(CentreScopedAdminMixin):
+    """Inlines: the parent decides; the children share its centre."""
+
+    # For an inline, ``obj`` in the permission checks is the parent record.
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and self._centre_allows(request, obj, access.can_edit_centre)
+
+
+class VisibleCentreListFilter(admin.SimpleListFilter):
+    """Filter by centre, offering only the centres the user may see."""
+
+    title = "centre"
+    parameter_name = "centre"
+    centre_path = "centre"
+
+    def lookups(self, request, model_admin):
+        from .models import Centre
+
+        return [(str(c.pk), c.code) for c in Centre.objects.visible_to(request.user)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{f"{self.centre_path}__pk": self.value()})
+        return queryset

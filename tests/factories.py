@@ -1,0 +1,181 @@
+"""Factories for every model. Dates are fixed relative to a base date so tests are repeatable."""
+import datetime
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from registry.models import (
+    Complication,
+    ComplicationType,
+    FollowUp,
+    Implantation,
+    LiverTest,
+    Patient,
+    PerfusionCheck,
+    SystemicTherapyLine,
+    Treatment,
+)
+from registry.vocabulary import Approach, Device, DoseUnit, Drug, Indication, PrimaryTumour, Sex, VitalStatus
+from sites.models import Centre, Membership, ReportRecipient, Role, Surgeon
+
+BASE_DATE = datetime.date(2024, 3, 1)
+
+
+def days_after(n, base=BASE_DATE):
+    return base + datetime.timedelta(days=n)
+
+
+class CentreFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Centre
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"C{n:03d}")
+    name = factory.LazyAttribute(lambda o: f"Centre {o.code}")
+    country = "FR"
+
+
+class ReportRecipientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ReportRecipient
+
+    centre = factory.SubFactory(CentreFactory)
+    email = factory.Sequence(lambda n: f"lead{n}@example.org")
+
+
+class SurgeonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Surgeon
+
+    code = factory.Sequence(lambda n: f"S{n:04d}")
+    centre = factory.SubFactory(CentreFactory)
+    prior_pump_count = 0
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.org")
+    password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    role = Role.DATA_MANAGER
+    centre = factory.SubFactory(CentreFactory)
+
+
+def user_with_role(role, centre=None, **user_fields):
+    """A user holding one role; centre roles need ``centre``."""
+    user = UserFactory(**user_fields)
+    Membership.objects.create(user=user, role=role, centre=centre if role in (Role.DATA_MANAGER, Role.CENTRE_LEAD) else None)
+    return user
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    centre = factory.SubFactory(CentreFactory)
+    pseudonym = factory.Sequence(lambda n: f"PT-{n:06d}")
+    birth_year = 1960
+    sex = Sex.FEMALE
+    primary_tumour = PrimaryTumour.COLORECTAL
+
+
+class ImplantationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Implantation
+
+    patient = factory.SubFactory(PatientFactory)
+    surgeon = factory.SubFactory(SurgeonFactory, centre=factory.SelfAttribute("..patient.centre"))
+    implanted_on = BASE_DATE
+    indication = Indication.UNRESECTABLE_FIRST_LINE
+    approach = Approach.LAPAROTOMY
+    device = Device.CONSTANT_FLOW_PUMP
+
+
+class TreatmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Treatment
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    given_on = factory.LazyAttribute(lambda o: days_after(17, o.implantation.implanted_on))
+    drug = Drug.FUDR
+    dose = Decimal("0.120")
+    dose_unit = DoseUnit.MG_PER_KG_PER_DAY
+
+
+class ComplicationTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ComplicationType
+        django_get_or_create = ("code",)
+
+    code = "biliary_sclerosis"
+    name = factory.LazyAttribute(lambda o: o.code.replace("_", " ").capitalize())
+    grading_system = "ctcae"
+
+
+class ComplicationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Complication
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    type = factory.LazyFunction(lambda: ComplicationType.objects.get(code="biliary_sclerosis"))
+    onset_on = factory.LazyAttribute(lambda o: days_after(60, o.implantation.implanted_on))
+    grade = 2
+
+
+class LiverTestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LiverTest
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    measured_on = factory.LazyAttribute(lambda o: days_after(30, o.implantation.implanted_on))
+    ast_u_per_l = 35
+    alp_u_per_l = 110
+    bilirubin_umol_per_l = Decimal("12.0")
+
+
+class PerfusionCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PerfusionCheck
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    checked_on = factory.LazyAttribute(lambda o: days_after(7, o.implantation.implanted_on))
+    timing = "postoperative"
+    method = "maa_scintigraphy"
+    extrahepatic_perfusion = False
+
+
+class SystemicTherapyLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SystemicTherapyLine
+
+    patient = factory.SubFactory(PatientFactory)
+    line_number = 1
+    regimen = "folfox"
+    started_on = days_after(-200)
+    ended_on = days_after(-30)
+
+
+class FollowUpFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FollowUp
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    contact_on = factory.LazyAttribute(lambda o: days_after(180, o.implantation.implanted_on))
+    vital_status = VitalStatus.ALIVE
