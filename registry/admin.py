@@ -3,10 +3,9 @@ from django.db.models import Exists, OuterRef
 from django.forms.models import BaseInlineFormSet
 from import_export.admin import ImportMixin
 from rangefilter.filters import DateRangeFilterBuilder
-from simple_history.admin import SimpleHistoryAdmin
 
 from sites import access
-from sites.admin_mixins import CentreScopedAdminMixin, CentreScopedInlineMixin, VisibleCentreListFilter
+from sites.admin_mixins import AuditedAdmin, CentreScopedAdminMixin, CentreScopedInlineMixin, VisibleCentreListFilter
 
 from . import rules
 from .models import (
@@ -155,7 +154,7 @@ class ScopedSaveMixin:
 
 
 @admin.register(Implantation)
-class ImplantationAdmin(ImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+class ImplantationAdmin(ImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
     list_display = ["__str__", "centre_code", "surgeon", "implanted_on", "indication", "treated_display", "surgeon_sequence_display"]
     list_filter = [
         ImplantationCentreFilter,
@@ -239,7 +238,7 @@ class SystemicTherapyLineInline(CentreScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+class PatientAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
     list_display = ["pseudonym", "centre", "birth_year", "sex", "primary_tumour"]
     list_filter = [VisibleCentreListFilter, "primary_tumour", "sex"]
     search_fields = ["pseudonym"]
@@ -256,7 +255,7 @@ class PatientAdmin(CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
     ]
 
 
-class ChildRecordAdmin(CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+class ChildRecordAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
     """Child records listed on their own for searching and their history; entered on the implantation."""
 
     autocomplete_fields = ["implantation"]
@@ -294,14 +293,14 @@ class PerfusionCheckAdmin(ChildRecordAdmin):
 
 
 @admin.register(SystemicTherapyLine)
-class SystemicTherapyLineAdmin(CentreScopedAdminMixin, ScopedSaveMixin, SimpleHistoryAdmin):
+class SystemicTherapyLineAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
     list_display = ["patient", "line_number", "regimen", "biologic", "started_on", "ended_on"]
     autocomplete_fields = ["patient"]
     search_fields = ["patient__pseudonym"]
 
 
 @admin.register(ComplicationType)
-class ComplicationTypeAdmin(SimpleHistoryAdmin):
+class ComplicationTypeAdmin(AuditedAdmin):
     list_display = ["name", "code", "grading_system", "catheter_related", "active"]
     list_filter = ["grading_system", "active"]
     search_fields = ["name", "code"]

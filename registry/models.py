@@ -10,7 +10,7 @@ never stored or typed in.
 import secrets
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -218,6 +218,14 @@ class Implantation(models.Model):
     def centre(self):
         return self.patient.centre
 
+    @property
+    def patient_or_none(self):
+        """The patient, also when it is being created in the same form (no id yet)."""
+        try:
+            return self.patient
+        except ObjectDoesNotExist:
+            return None
+
     # Derived values: read from the selector's annotations when the queryset
     # has them (lists), else computed for this one row.
     @property
@@ -243,10 +251,10 @@ class Implantation(models.Model):
         today = rules.today()
         if self.implanted_on and self.implanted_on > today:
             errors["implanted_on"] = "The implantation date cannot be in the future."
-        patient = self.patient if self.patient_id else None
-        if patient and self.implanted_on and self.implanted_on.year < patient.birth_year:
+        patient = self.patient_or_none
+        if patient and self.implanted_on and patient.birth_year and self.implanted_on.year < patient.birth_year:
             errors["implanted_on"] = f"The implantation precedes the patient's birth year ({patient.birth_year})."
-        if patient and self.surgeon_id and self.surgeon.centre_id != patient.centre_id:
+        if patient and patient.centre_id and self.surgeon_id and self.surgeon.centre_id != patient.centre_id:
             errors["surgeon"] = (
                 f"Surgeon {self.surgeon.code} belongs to another centre than patient {patient.pseudonym}."
             )
@@ -287,18 +295,26 @@ class ImplantationChild(models.Model):
     class Meta:
         abstract = True
 
+    @property
+    def parent(self):
+        """The implantation, also when it is being created in the same form (no id yet)."""
+        try:
+            return self.implantation
+        except ObjectDoesNotExist:
+            return None
+
     def date_errors(self):
         """Implantation, future and death checks for this record's date."""
         errors = {}
         when = getattr(self, self.date_field)
-        if not when or not self.implantation_id:
+        implantation = self.parent
+        if not when or implantation is None:
             return errors
-        implantation = self.implantation
         if when > rules.today():
             errors[self.date_field] = "This date cannot be in the future."
         elif implantation.implanted_on and when < implantation.implanted_on:
             errors[self.date_field] = f"This date precedes the implantation ({implantation.implanted_on})."
-        death = None if self.may_follow_death else rules.recorded_death_on(implantation.patient, exclude=self)
+        death = None if self.may_follow_death else rules.recorded_death_on(implantation.patient_or_none, exclude=self)
         if death and when > death and self.date_field not in errors:
             errors[self.date_field] = f"This date is after the patient's recorded death ({death})."
         return errors
@@ -389,7 +405,7 @@ class Treatment(ImplantationChild):
                 )
         if self.dose_change != DoseChange.FULL and not self.dose_change_reason:
             errors["dose_change_reason"] = "Say why the dose was reduced or held."
-        if self.implantation_id and self.dose_change != DoseChange.HELD and self.implantation.never_treated_reason:
+        if self.parent is not None and self.dose_change != DoseChange.HELD and self.parent.never_treated_reason:
             errors.setdefault(
                 "given_on",
                 "This implantation is recorded as never treated; clear its never-treated reason before adding a dose.",
@@ -484,8 +500,8 @@ class LiverTest(ImplantationChild):
 
     def clean(self):
         errors = {}
-        if self.is_baseline and self.measured_on and self.implantation_id:
-            implanted_on = self.implantation.implanted_on
+        implanted_on = self.parent.implanted_on if self.parent is not None else None
+        if self.is_baseline and self.measured_on and implanted_on:
             if self.measured_on > implanted_on:
                 errors["measured_on"] = f"Baseline tests are taken on or before the implantation ({implanted_on})."
             elif (implanted_on - self.measured_on).days > 90:
@@ -535,10 +551,14 @@ class SystemicTherapyLine(models.Model):
             errors["ended_on"] = "The end date cannot be in the future."
         if self.started_on and self.ended_on and self.ended_on < self.started_on:
             errors["ended_on"] = "A line cannot end before it starts."
-        if self.patient_id and self.started_on:
-            if self.started_on.year < self.patient.birth_year:
+        try:
+            patient = self.patient
+        except ObjectDoesNotExist:
+            patient = None
+        if patient is not None and self.started_on:
+            if patient.birth_year and self.started_on.year < patient.birth_year:
                 errors["started_on"] = "This date precedes the patient's birth year."
-            death = rules.recorded_death_on(self.patient)
+            death = rules.recorded_death_on(patient)
             if death and self.started_on > death:
                 errors["started_on"] = f"This date is after the patient's recorded death ({death})."
         if errors:
@@ -618,7 +638,8 @@ class FollowUp(ImplantationChild):
 
     def clean(self):
         errors = self.date_errors()
-        implanted_on = self.implantation.implanted_on if self.implantation_id else None
+        implantation = self.parent
+        implanted_on = implantation.implanted_on if implantation is not None else None
         if self.vital_status == VitalStatus.DEAD and not self.died_on:
             errors["died_on"] = "Give the date of death."
         if self.vital_status == VitalStatus.ALIVE and self.died_on:
@@ -643,16 +664,17 @@ class FollowUp(ImplantationChild):
                 errors[name] = "This date is after the date of this contact."
             elif self.died_on and when > self.died_on:
                 errors[name] = "This date is after the date of death."
-        if self.died_on and self.implantation_id and "died_on" not in errors:
-            latest = rules.latest_event_for_patient(self.implantation.patient, exclude=self)
+        patient = implantation.patient_or_none if implantation is not None else None
+        if self.died_on and patient is not None and patient.pk and "died_on" not in errors:
+            latest = rules.latest_event_for_patient(patient, exclude=self)
             if latest and latest[0] > self.died_on:
                 errors["died_on"] = f"A {latest[1]} on {latest[0]} is recorded after this date of death."
             elif implanted_on and self.died_on < implanted_on:
                 errors["died_on"] = f"The date of death precedes the implantation ({implanted_on})."
-        if self.implantation_id and self.pump_never_used:
+        if implantation is not None and self.pump_never_used:
             for field, message in rules.never_treated_errors(
-                reason=self.implantation.never_treated_reason,
-                dose_count=self.implantation.treatments.given().count(),
+                reason=implantation.never_treated_reason,
+                dose_count=implantation.treatments.given().count() if implantation.pk else 0,
                 pump_never_used=True,
             ).items():
                 errors.setdefault("pump_never_used", message)

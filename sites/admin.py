@@ -1,8 +1,7 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
 from . import access
-from .admin_mixins import CentreScopedAdminMixin, VisibleCentreListFilter
+from .admin_mixins import AuditedAdmin, CentreScopedAdminMixin, VisibleCentreListFilter
 from .models import Centre, Membership, ReportRecipient, Surgeon
 
 
@@ -12,7 +11,7 @@ class ReportRecipientInline(admin.TabularInline):
 
 
 @admin.register(Centre)
-class CentreAdmin(CentreScopedAdminMixin, SimpleHistoryAdmin):
+class CentreAdmin(CentreScopedAdminMixin, AuditedAdmin):
     list_display = ["code", "name", "country", "active"]
     list_filter = ["active", "country"]
     search_fields = ["code", "name"]
@@ -26,14 +25,14 @@ class CentreAdmin(CentreScopedAdminMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Surgeon)
-class SurgeonAdmin(CentreScopedAdminMixin, SimpleHistoryAdmin):
+class SurgeonAdmin(CentreScopedAdminMixin, AuditedAdmin):
     list_display = ["code", "centre", "prior_pump_count", "active"]
     list_filter = [VisibleCentreListFilter, "active"]
     search_fields = ["code"]
 
 
 @admin.register(Membership)
-class MembershipAdmin(SimpleHistoryAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "role", "centre"]
     list_filter = ["role", "centre"]
     search_fields = ["user__username"]

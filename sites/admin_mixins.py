@@ -1,5 +1,7 @@
 """Admin plumbing that applies the one visibility rule (``sites.access``)."""
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from simple_history.admin import SimpleHistoryAdmin
 
 from . import access
 
@@ -58,3 +60,16 @@ class VisibleCentreListFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(**{f"{self.centre_path}__pk": self.value()})
         return queryset
+
+
+class AuditedAdmin(SimpleHistoryAdmin):
+    """Every change is kept by django-simple-history and shown read-only.
+
+    simple_history only hides the revert button when reverting is disabled;
+    a crafted POST to a past version would still write, so it is refused here.
+    """
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied("The audit trail cannot be edited.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
