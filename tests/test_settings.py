@@ -1,0 +1,45 @@
+"""Settings come from the environment; production settings pass the deploy checks."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_manage(*args, **env):
+    full_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
+    full_env.update(DJANGO_SETTINGS_MODULE="registry.settings", **env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x7Rk2pLq9vNw4sTz8bYc1dFg6hJm3nQr5tUv0wXy2aBc4eDf6gHi8jKl0mNo",
+    "ALLOWED_HOSTS": "registry.example.org",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def test_production_settings_pass_check_deploy_without_warnings():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    result = run_manage("check", **env)
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_environment_selects_database_and_celery_mode():
+    code = (
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL)"
+    )
+    dev = run_manage("shell", "-v", "0", "-c", code)
+    assert dev.stdout.split() == ["django.db.backends.sqlite3", "True", "memory://"]
+    prod = run_manage("shell", "-v", "0", "-c", code, **PRODUCTION)
+    assert prod.stdout.split() == ["django.db.backends.postgresql", "False", "redis://127.0.0.1:6379/0"]
