@@ -8,7 +8,9 @@ from sites import access
 
 def _check_can_edit(record, user):
     centre_id = access.centre_id_of(record)
-    if centre_id is None or not access.can_edit_centre(user, centre_id):
+    # A record with no centre yet (a new centre) is the coordinator's alone.
+    allowed = access.can_edit_centre(user, centre_id) if centre_id is not None else access.is_coordinator(user)
+    if not allowed:
         raise PermissionDenied("You may only enter or change records of your own centres.")
 
 

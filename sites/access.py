@@ -58,10 +58,14 @@ def is_coordinator(user):
     return access_for(user).coordinator
 
 
-def is_investigator(user):
-    """An investigator with no other role: de-identified, read-only views."""
+def must_deidentify(user):
+    """Investigators read every centre, but only de-identified (pseudonyms, birth year, no free text).
+
+    A user who is an investigator and also a centre's data manager or lead is
+    still shown de-identified data through the API: one rule, no mixed views.
+    """
     a = access_for(user)
-    return a.investigator and not a.coordinator and not a.own_centre_ids
+    return a.investigator and not a.coordinator
 
 
 def visible_centre_ids(user):
@@ -72,8 +76,8 @@ def visible_centre_ids(user):
     return a.own_centre_ids
 
 
-def deidentified_centre_ids(user):
-    """Centres the user may read only in de-identified form (investigators)."""
+def readable_centre_ids(user):
+    """Centres the user may read through the API (investigators: all, de-identified)."""
     a = access_for(user)
     if a.coordinator or a.investigator:
         return ALL_CENTRES
@@ -110,6 +114,11 @@ def can_write_clinical(user):
 def can_read_clinical(user):
     a = access_for(user)
     return a.coordinator or bool(a.own_centre_ids)
+
+
+def can_use_api(user):
+    a = access_for(user)
+    return a.coordinator or a.investigator or bool(a.own_centre_ids)
 
 
 def centre_id_of(record):

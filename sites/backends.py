@@ -28,10 +28,11 @@ class RoleBackend(ModelBackend):
             return False
         qualified = f"{app_label}.{model_name}"
         if qualified == "registry.complicationtype":
-            return action == "view" and access.can_read_clinical(user_obj)
+            return action == "view" and access.can_use_api(user_obj)
         if app_label in CLINICAL_APP_LABELS or qualified in READABLE_REFERENCE_MODELS:
             if action == "view":
-                return access.can_read_clinical(user_obj)
+                # Investigators read too, but only through the API (the admin site refuses them).
+                return access.can_use_api(user_obj)
             if app_label in CLINICAL_APP_LABELS or qualified in CENTRE_EDITABLE_REFERENCE_MODELS:
                 return action in {"add", "change", "delete"} and access.can_write_clinical(user_obj)
         return False

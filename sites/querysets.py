@@ -19,6 +19,10 @@ class CentreScopedQuerySet(models.QuerySet):
     def visible_to(self, user):
         return self._restrict(access.visible_centre_ids(user))
 
+    def readable_by(self, user):
+        """What the API may return to this user (investigators: every centre, de-identified by the serializer)."""
+        return self._restrict(access.readable_centre_ids(user))
+
     def editable_by(self, user):
         return self._restrict(access.editable_centre_ids(user))
 

@@ -1,0 +1,89 @@
+import django_filters as filters
+from django.db.models import Exists, OuterRef
+
+from registry.models import Complication, FollowUp, Implantation, LiverTest, Patient, PerfusionCheck, SystemicTherapyLine, Treatment
+from registry.vocabulary import Indication
+from sites.models import Surgeon
+
+DEFAULT_EXPERIENCE_THRESHOLD = 25
+
+
+class ImplantationFilter(filters.FilterSet):
+    centre = filters.CharFilter(field_name="patient__centre__code", help_text="Centre code.")
+    surgeon = filters.CharFilter(field_name="surgeon__code", help_text="Surgeon code.")
+    indication = filters.MultipleChoiceFilter(choices=Indication.choices)
+    implanted_after = filters.DateFilter(field_name="implanted_on", lookup_expr="gte", help_text="On or after (YYYY-MM-DD).")
+    implanted_before = filters.DateFilter(field_name="implanted_on", lookup_expr="lte", help_text="On or before (YYYY-MM-DD).")
+    treated = filters.BooleanFilter(field_name="derived_treated", help_text="At least one HAI dose given.")
+    complication_type = filters.CharFilter(method="filter_complication_type", help_text="Has a complication of this type (code).")
+    surgeon_experience = filters.ChoiceFilter(
+        choices=[("below", "below the threshold"), ("at_or_above", "at or above the threshold")],
+        method="filter_surgeon_experience",
+        help_text="The surgeon's pump number at the implantation against `experience_threshold`.",
+    )
+    experience_threshold = filters.NumberFilter(
+        method="filter_nothing", help_text=f"Pump number that counts as experienced (default {DEFAULT_EXPERIENCE_THRESHOLD})."
+    )
+    min_surgeon_sequence = filters.NumberFilter(field_name="derived_surgeon_sequence", lookup_expr="gte")
+    max_surgeon_sequence = filters.NumberFilter(field_name="derived_surgeon_sequence", lookup_expr="lte")
+
+    class Meta:
+        model = Implantation
+        fields = ["approach", "device", "patient"]
+
+    def filter_complication_type(self, queryset, name, value):
+        return queryset.filter(Exists(Complication.objects.filter(implantation=OuterRef("pk"), type__code=value)))
+
+    def filter_surgeon_experience(self, queryset, name, value):
+        threshold = self.form.cleaned_data.get("experience_threshold") or DEFAULT_EXPERIENCE_THRESHOLD
+        if value == "below":
+            return queryset.filter(derived_surgeon_sequence__lt=threshold)
+        return queryset.filter(derived_surgeon_sequence__gte=threshold)
+
+    def filter_nothing(self, queryset, name, value):
+        return queryset
+
+
+class PatientFilter(filters.FilterSet):
+    centre = filters.CharFilter(field_name="centre__code")
+    born_after = filters.NumberFilter(field_name="birth_year", lookup_expr="gte")
+    born_before = filters.NumberFilter(field_name="birth_year", lookup_expr="lte")
+
+    class Meta:
+        model = Patient
+        fields = ["sex", "primary_tumour", "ras_status"]
+
+
+def child_filter(model, date_field, extra_fields=()):
+    """A filter set for an implantation's child records: by implantation, centre and date range."""
+    attrs = {
+        "centre": filters.CharFilter(field_name=f"{model.centre_lookup}__code"),
+        f"{date_field}_after": filters.DateFilter(field_name=date_field, lookup_expr="gte"),
+        f"{date_field}_before": filters.DateFilter(field_name=date_field, lookup_expr="lte"),
+        "Meta": type("Meta", (), {"model": model, "fields": ["implantation", *extra_fields]}),
+    }
+    return type(f"{model.__name__}Filter", (filters.FilterSet,), attrs)
+
+
+TreatmentFilter = child_filter(Treatment, "given_on", ["drug", "dose_change"])
+ComplicationFilter = child_filter(Complication, "onset_on", ["grade", "pump_lost"])
+ComplicationFilter.base_filters["type"] = filters.CharFilter(field_name="type__code", help_text="Complication type code.")
+FollowUpFilter = child_filter(FollowUp, "contact_on", ["vital_status", "resected", "pump_never_used"])
+LiverTestFilter = child_filter(LiverTest, "measured_on", ["is_baseline"])
+PerfusionCheckFilter = child_filter(PerfusionCheck, "checked_on", ["extrahepatic_perfusion"])
+
+
+class SystemicTherapyLineFilter(filters.FilterSet):
+    centre = filters.CharFilter(field_name="patient__centre__code")
+
+    class Meta:
+        model = SystemicTherapyLine
+        fields = ["patient", "regimen", "line_number"]
+
+
+class SurgeonFilter(filters.FilterSet):
+    centre = filters.CharFilter(field_name="centre__code")
+
+    class Meta:
+        model = Surgeon
+        fields = ["active"]

@@ -1,0 +1,29 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("centres", views.CentreViewSet, basename="centre")
+router.register("surgeons", views.SurgeonViewSet, basename="surgeon")
+router.register("patients", views.PatientViewSet, basename="patient")
+router.register("implantations", views.ImplantationViewSet, basename="implantation")
+router.register("treatments", views.TreatmentViewSet, basename="treatment")
+router.register("complications", views.ComplicationViewSet, basename="complication")
+router.register("follow-ups", views.FollowUpViewSet, basename="follow-up")
+router.register("liver-tests", views.LiverTestViewSet, basename="liver-test")
+router.register("perfusion-checks", views.PerfusionCheckViewSet, basename="perfusion-check")
+router.register("systemic-therapy-lines", views.SystemicTherapyLineViewSet, basename="systemic-therapy-line")
+router.register("vocabularies/complication-types", views.ComplicationTypeViewSet, basename="complication-type")
+
+app_name = "api"
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="token"),
+    path("auth/token/revoke/", views.RevokeTokenView.as_view(), name="token-revoke"),
+    path("auth/token/revoke-all/", views.RevokeAllTokensView.as_view(), name="token-revoke-all"),
+    path("vocabularies/", views.VocabularyView.as_view(), name="vocabularies"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("", include(router.urls)),
+]
