@@ -123,7 +123,9 @@ def can_use_api(user):
 
 def centre_id_of(record):
     """The centre a record belongs to, following its model's ``centre_lookup``."""
-    path = record.centre_lookup
+    path = getattr(record, "centre_lookup", None)
+    if path is None:  # registry-wide data (vocabularies)
+        return None
     if path == "id":
         return record.pk
     *hops, last = path.split("__")
