@@ -52,3 +52,17 @@ def exception_handler(exc, context):
         detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
         response.data = {"detail": str(detail)}
     return response
+
+
+def json_or_html(handler):
+    """Django's own 404/500 pages, but in the API's error shape under /api/."""
+    from django.http import JsonResponse
+
+    def view(request, *args, **kwargs):
+        if request.path.startswith("/api/"):
+            status = 404 if handler.__name__ == "page_not_found" else 500
+            detail = "Not found." if status == 404 else "Server error."
+            return JsonResponse({"detail": detail}, status=status)
+        return handler(request, *args, **kwargs)
+
+    return view

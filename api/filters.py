@@ -29,7 +29,9 @@ class ImplantationFilter(filters.FilterSet):
 
     class Meta:
         model = Implantation
-        fields = ["approach", "device", "patient"]
+        fields = ["approach", "device"]
+
+    patient = filters.NumberFilter(field_name="patient_id")
 
     def filter_complication_type(self, queryset, name, value):
         return queryset.filter(Exists(Complication.objects.filter(implantation=OuterRef("pk"), type__code=value)))
@@ -60,7 +62,8 @@ def child_filter(model, date_field, extra_fields=()):
         "centre": filters.CharFilter(field_name=f"{model.centre_lookup}__code"),
         f"{date_field}_after": filters.DateFilter(field_name=date_field, lookup_expr="gte"),
         f"{date_field}_before": filters.DateFilter(field_name=date_field, lookup_expr="lte"),
-        "Meta": type("Meta", (), {"model": model, "fields": ["implantation", *extra_fields]}),
+        "implantation": filters.NumberFilter(field_name="implantation_id"),
+        "Meta": type("Meta", (), {"model": model, "fields": list(extra_fields)}),
     }
     return type(f"{model.__name__}Filter", (filters.FilterSet,), attrs)
 
@@ -75,10 +78,11 @@ PerfusionCheckFilter = child_filter(PerfusionCheck, "checked_on", ["extrahepatic
 
 class SystemicTherapyLineFilter(filters.FilterSet):
     centre = filters.CharFilter(field_name="patient__centre__code")
+    patient = filters.NumberFilter(field_name="patient_id")
 
     class Meta:
         model = SystemicTherapyLine
-        fields = ["patient", "regimen", "line_number"]
+        fields = ["regimen", "line_number"]
 
 
 class SurgeonFilter(filters.FilterSet):

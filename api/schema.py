@@ -8,11 +8,8 @@ class RegistryAutoSchema(AutoSchema):
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
-        codes = ["401", "403", "429"]
-        if self.method in ("POST", "PUT", "PATCH") or self._is_list_view() or self.method == "GET":
-            codes.append("400")
-        if "{" in self.path:
-            codes.append("404")
+        # 400 bad input or filters, 404 unknown record or page, 406 unknown ?format=.
+        codes = ["400", "401", "403", "404", "406", "429"]
         for code in codes:
             responses.setdefault(code, self._get_response_for_code(ErrorSerializer, code, direction=direction))
         return responses

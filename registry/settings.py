@@ -206,6 +206,7 @@ REST_FRAMEWORK = {
         "auth": os.environ.get("THROTTLE_AUTH", "10/min"),
     },
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.RegistryContentNegotiation",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 REST_KNOX = {

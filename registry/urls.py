@@ -1,6 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views import defaults
 from django.views.generic import RedirectView
+
+from api.errors import json_or_html
+
+handler404 = json_or_html(defaults.page_not_found)
+handler500 = json_or_html(defaults.server_error)
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -209,3 +209,15 @@ def test_role_lookup_is_cached_per_request(centre_a, data_manager_a):
         client.get("/api/v1/implantations/")
     membership_queries = [q for q in queries if "sites_membership" in q["sql"]]
     assert len(membership_queries) == 1
+
+
+def test_unknown_format_bad_page_size_and_unknown_urls_answer_in_the_error_shape(coordinator):
+    client = client_for(coordinator)
+    response = client.get("/api/v1/patients/", {"format": "xml"})
+    assert response.status_code == 406 and "Unknown format" in response.json()["detail"]
+    response = client.get("/api/v1/patients/", {"page_size": "0"})
+    assert response.status_code == 400 and "page_size" in response.json()["errors"]
+    response = client.get("/api/v1/patients/not-a-number/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    response = client.get("/api/v1/implantations/", {"patient": "999999"})
+    assert response.status_code == 200 and response.json()["results"] == []

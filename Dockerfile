@@ -1,0 +1,31 @@
+# One image for the web app (gunicorn), the Celery worker and Celery beat;
+# docker-compose.yml picks the command. See docker-compose.yml for the environment.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Pango for WeasyPrint (PDF reports).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+
+# Dependencies first, so a code change does not reinstall them.
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+
+# Run as an unprivileged user; it owns only what the app writes at run time
+# (collected static files at start, media files such as generated reports).
+RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home app \
+    && mkdir -p /app/staticfiles /app/media \
+    && chown app:app /app/staticfiles /app/media
+USER app
+
+EXPOSE 8000
+CMD ["gunicorn", "registry.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--no-control-socket"]
