@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import stats, views
 
 router = DefaultRouter()
 router.register("centres", views.CentreViewSet, basename="centre")
@@ -23,6 +23,9 @@ urlpatterns = [
     path("auth/token/revoke/", views.RevokeTokenView.as_view(), name="token-revoke"),
     path("auth/token/revoke-all/", views.RevokeAllTokensView.as_view(), name="token-revoke-all"),
     path("vocabularies/", views.VocabularyView.as_view(), name="vocabularies"),
+    path("stats/complications/", stats.ComplicationStatsView.as_view(), name="stats-complications"),
+    path("stats/pump-use/", stats.PumpUseStatsView.as_view(), name="stats-pump-use"),
+    path("stats/survival/", stats.SurvivalStatsView.as_view(), name="stats-survival"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

@@ -14,6 +14,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from sites.models import Centre, Surgeon
@@ -45,6 +46,9 @@ from .vocabulary import (
     SystemicRegimen,
     VitalStatus,
 )
+
+# A report's data cut excludes rows entered after it; the seeder back-dates entry.
+ENTERED_HELP = "When the row was entered in the registry."
 
 PSEUDONYM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud safely
 
@@ -97,7 +101,7 @@ class Patient(models.Model):
     extrahepatic_disease = models.BooleanField(null=True, blank=True, verbose_name="extrahepatic disease at implant")
     prior_systemic_lines = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(15)])
     consent_on = models.DateField(null=True, blank=True, verbose_name="consent date")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
     history = HistoricalRecords()
     objects = CentreScopedQuerySet.as_manager()
@@ -182,7 +186,7 @@ class Implantation(models.Model):
     never_treated_note = models.CharField(
         max_length=200, blank=True, help_text="Free text for the centre; never shown to investigators."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
     history = HistoricalRecords()
     objects = ImplantationQuerySet.as_manager()
@@ -289,6 +293,8 @@ class ImplantationChild(models.Model):
     event_label = "record"
     # A follow-up may be dated after a death (the date the death became known).
     may_follow_death = False
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
     objects = CentreScopedQuerySet.as_manager()
 
@@ -525,6 +531,7 @@ class SystemicTherapyLine(models.Model):
     biologic = models.CharField(max_length=20, choices=Biologic.choices, default=Biologic.NONE)
     started_on = models.DateField()
     ended_on = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
     history = HistoricalRecords()
     objects = CentreScopedQuerySet.as_manager()

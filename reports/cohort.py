@@ -1,0 +1,152 @@
+"""Reads the registry into one row per implantation, for statistics.
+
+Both the API's ``stats`` endpoints and the monthly reports build their
+numbers from ``cohort()``. A handful of set-based queries, whatever the size:
+no query per patient or per implantation.
+
+``as_of`` is a report's data cut: rows entered after it are left out.
+"""
+import bisect
+import datetime
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Max, Min, Q
+
+from registry.models import Complication, FollowUp, Implantation, Treatment
+from registry.vocabulary import DoseChange, PumpEndReason
+
+# Pump end reasons that mean the pump failed (not that treatment simply ended).
+PUMP_FAILURE_END_REASONS = (PumpEndReason.COMPLICATION, PumpEndReason.PUMP_FAILURE)
+VOLUME_WINDOW_DAYS = 365
+
+
+@dataclass
+class CohortRow:
+    id: int
+    patient_id: int
+    centre_id: int
+    centre_code: str
+    indication: str
+    sex: str
+    surgeon_id: int
+    surgeon_code: str
+    implanted_on: datetime.date
+    surgeon_sequence: int = 0
+    surgeon_volume: int = 0  # the surgeon's registry implantations in the 12 months before this one
+    centre_volume: int = 0  # the centre's, likewise
+    first_dose_on: datetime.date | None = None
+    last_contact_on: datetime.date | None = None
+    died_on: datetime.date | None = None
+    hepatic_progression_on: datetime.date | None = None
+    pump_failure_on: datetime.date | None = None
+    resected: bool = False
+    follow_up_count: int = 0
+    # complication type code -> earliest onset date
+    complications: dict = field(default_factory=dict)
+
+    @property
+    def treated(self):
+        return self.first_dose_on is not None
+
+    @property
+    def days_to_first_dose(self):
+        return (self.first_dose_on - self.implanted_on).days if self.first_dose_on else None
+
+
+def _entered_by(queryset, as_of):
+    return queryset.filter(created_at__lte=as_of) if as_of is not None else queryset
+
+
+def _count_before(sorted_dates, day, window_days=VOLUME_WINDOW_DAYS):
+    """How many dates fall in the ``window_days`` before ``day`` (not counting ``day`` itself)."""
+    start = day - datetime.timedelta(days=window_days)
+    return bisect.bisect_left(sorted_dates, day) - bisect.bisect_left(sorted_dates, start)
+
+
+def cohort(implantations=None, *, as_of=None):
+    """One ``CohortRow`` per implantation of ``implantations`` (default: all).
+
+    Surgeon sequence and volumes are counted over the whole registry (as of the
+    cut), not over the filtered rows, so a filter never changes them.
+    """
+    everything = _entered_by(Implantation.objects.all(), as_of)
+    selected = _entered_by(implantations if implantations is not None else Implantation.objects.all(), as_of)
+
+    # Whole registry: (surgeon, centre, date, id) for sequence numbers and volumes.
+    all_rows = list(
+        everything.order_by().values_list("id", "surgeon_id", "patient__centre_id", "implanted_on", "surgeon__prior_pump_count")
+    )
+    sequence = {}
+    surgeon_dates = defaultdict(list)
+    centre_dates = defaultdict(list)
+    for implantation_id, surgeon_id, centre_id, implanted_on, prior in sorted(all_rows, key=lambda r: (r[1], r[3], r[0])):
+        surgeon_dates[surgeon_id].append(implanted_on)
+        sequence[implantation_id] = prior + len(surgeon_dates[surgeon_id])
+        centre_dates[centre_id].append(implanted_on)
+    for dates in centre_dates.values():
+        dates.sort()
+
+    rows = {}
+    for values in selected.order_by().values_list(
+        "id", "patient_id", "patient__centre_id", "patient__centre__code", "indication", "patient__sex",
+        "surgeon_id", "surgeon__code", "implanted_on",
+    ):
+        row = CohortRow(*values)
+        row.surgeon_sequence = sequence.get(row.id, 0)
+        row.surgeon_volume = _count_before(surgeon_dates[row.surgeon_id], row.implanted_on)
+        row.centre_volume = _count_before(centre_dates[row.centre_id], row.implanted_on)
+        rows[row.id] = row
+    if not rows:
+        return []
+    ids_filter = {"implantation__in": selected.values("id")}
+
+    doses = _entered_by(Treatment.objects.exclude(dose_change=DoseChange.HELD), as_of).filter(**ids_filter)
+    for implantation_id, first in doses.order_by().values("implantation_id").annotate(first=Min("given_on")).values_list(
+        "implantation_id", "first"
+    ):
+        rows[implantation_id].first_dose_on = first
+
+    follow_ups = _entered_by(FollowUp.objects.all(), as_of).filter(**ids_filter)
+    summary = (
+        follow_ups.order_by()
+        .values("implantation_id")
+        .annotate(
+            last_contact=Max("contact_on"),
+            died=Min("died_on"),
+            hepatic_progression=Min("hepatic_progression_on"),
+            pump_failed=Min("pump_ended_on", filter=Q(pump_end_reason__in=PUMP_FAILURE_END_REASONS)),
+            resections=Max("resection_on"),
+        )
+    )
+    for item in summary:
+        row = rows[item["implantation_id"]]
+        row.last_contact_on = item["last_contact"]
+        row.hepatic_progression_on = item["hepatic_progression"]
+        row.pump_failure_on = item["pump_failed"]
+        row.resected = item["resections"] is not None
+        row.follow_up_count = 1
+    # A death is the patient's: it ends every one of their implantations' follow-up,
+    # wherever it was recorded.
+    deaths = (
+        _entered_by(FollowUp.objects.filter(died_on__isnull=False), as_of)
+        .filter(implantation__patient__in=selected.values("patient_id"))
+        .order_by()
+        .values("implantation__patient_id")
+        .annotate(died=Min("died_on"))
+        .values_list("implantation__patient_id", "died")
+    )
+    deaths_by_patient = dict(deaths)
+    for row in rows.values():
+        row.died_on = deaths_by_patient.get(row.patient_id)
+
+    complications = _entered_by(Complication.objects.all(), as_of).filter(**ids_filter)
+    for implantation_id, code, onset, pump_lost in complications.order_by().values_list(
+        "implantation_id", "type__code", "onset_on", "pump_lost"
+    ):
+        row = rows[implantation_id]
+        if code not in row.complications or onset < row.complications[code]:
+            row.complications[code] = onset
+        if pump_lost and (row.pump_failure_on is None or onset < row.pump_failure_on):
+            row.pump_failure_on = onset
+    return list(rows.values())
