@@ -229,3 +229,24 @@ class TokenResponseSerializer(serializers.Serializer):
 class VocabularyEntrySerializer(serializers.Serializer):
     code = serializers.CharField()
     label = serializers.CharField()
+
+
+class CentreReportSerializer(serializers.ModelSerializer):
+    centre = serializers.CharField(source="centre.code", read_only=True)
+    period = serializers.DateField(source="run.period", format="%Y-%m", read_only=True)
+    data_cut = serializers.DateTimeField(source="run.data_cut", read_only=True)
+    method_version = serializers.CharField(source="run.method_version", read_only=True)
+    pdf_url = serializers.SerializerMethodField()
+
+    class Meta:
+        from reports.models import CentreReport
+
+        model = CentreReport
+        fields = ["id", "centre", "period", "data_cut", "method_version", "status", "delivery_state", "checksum", "sent_at", "pdf_url"]
+
+    def get_pdf_url(self, report) -> str | None:
+        if not report.pdf:
+            return None
+        request = self.context.get("request")
+        path = f"/api/v1/reports/{report.pk}/pdf/"
+        return request.build_absolute_uri(path) if request else path

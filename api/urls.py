@@ -15,6 +15,7 @@ router.register("follow-ups", views.FollowUpViewSet, basename="follow-up")
 router.register("liver-tests", views.LiverTestViewSet, basename="liver-test")
 router.register("perfusion-checks", views.PerfusionCheckViewSet, basename="perfusion-check")
 router.register("systemic-therapy-lines", views.SystemicTherapyLineViewSet, basename="systemic-therapy-line")
+router.register("reports", views.CentreReportViewSet, basename="report")
 router.register("vocabularies/complication-types", views.ComplicationTypeViewSet, basename="complication-type")
 
 app_name = "api"

@@ -1,11 +1,13 @@
 import csv
 
 from django.contrib.auth import authenticate
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from knox.models import AuthToken
 from knox.views import LogoutAllView, LogoutView
 from rest_framework import exceptions, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -29,7 +31,7 @@ from sites.models import Centre, Surgeon
 from . import filters, serializers
 from .errors import ErrorSerializer
 from .models import ExportLog
-from .renderers import EchoBuffer, csv_cell
+from .renderers import EchoBuffer, PassthroughRenderer, csv_cell
 
 
 def log_export(request, fmt, row_count, completed=True):
@@ -260,3 +262,27 @@ for _view in (RevokeTokenView, RevokeAllTokensView):
     _view.post.__doc__ = _view.__doc__
 
 __all__ = ["status", "extend_schema_view"]
+
+
+class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):
+    """Monthly benchmark reports: a centre's users see their centres' reports, the coordinator all, investigators none."""
+
+    from .permissions import CanReadRegistry
+
+    permission_classes = [CanReadRegistry]
+    serializer_class = serializers.CentreReportSerializer
+    filterset_fields = ["status", "delivery_state"]
+    ordering_fields = ["id", "sent_at"]
+
+    def get_queryset(self):
+        from reports.models import CentreReport
+
+        return CentreReport.objects.visible_to(self.request.user).select_related("centre", "run").order_by("-run__period", "centre__code", "pk")
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The report's PDF."), 404: ErrorSerializer})
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PassthroughRenderer])
+    def pdf(self, request, pk=None):
+        report = self.get_object()
+        if not report.pdf:
+            raise exceptions.NotFound("This report has not been rendered yet.")
+        return FileResponse(report.pdf.open("rb"), content_type="application/pdf", filename=f"{report.centre.code}-{report.run.period:%Y-%m}.pdf")
