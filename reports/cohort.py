@@ -8,9 +8,13 @@ no query per patient or per implantation.
 """
 import bisect
 import datetime
+import threading
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Max, Min, Q
 
 from registry.models import Complication, FollowUp, Implantation, Treatment
@@ -21,7 +25,7 @@ PUMP_FAILURE_END_REASONS = (PumpEndReason.COMPLICATION, PumpEndReason.PUMP_FAILU
 VOLUME_WINDOW_DAYS = 365
 
 
-@dataclass
+@dataclass(slots=True)
 class CohortRow:
     id: int
     patient_id: int
@@ -150,3 +154,60 @@ def cohort(implantations=None, *, as_of=None):
         if pump_lost and (row.pump_failure_on is None or onset < row.pump_failure_on):
             row.pump_failure_on = onset
     return list(rows.values())
+
+
+# --- The live cohort, rebuilt only when the registry changes ------------------------------
+#
+# Statistics endpoints read the whole registry; building it takes seconds at
+# 100,000 implantations. Each process keeps the last build and its data
+# version; every committed write to a record the cohort reads bumps the version
+# (in the shared cache, Redis in production), and the next request rebuilds.
+
+DATA_VERSION_KEY = "registry:data-version"
+_live = {"version": None, "rows": None}
+_live_lock = threading.Lock()
+
+
+def data_version():
+    version = cache.get(DATA_VERSION_KEY)
+    if version is None:
+        cache.add(DATA_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        version = cache.get(DATA_VERSION_KEY)
+    return version
+
+
+def bump_data_version():
+    """Call after a write the signals do not see (bulk inserts)."""
+    cache.set(DATA_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def _bump_on_commit(**kwargs):
+    # After the commit: a rebuild before it would cache the old rows under the new version.
+    transaction.on_commit(bump_data_version)
+
+
+def forget_live_cohort():
+    with _live_lock:
+        _live.update(version=None, rows=None)
+
+
+def live_cohort():
+    """{implantation id: CohortRow} for the whole registry as it stands now."""
+    version = data_version()
+    with _live_lock:
+        if _live["version"] != version or _live["rows"] is None:
+            _live["rows"] = {row.id: row for row in cohort()}
+            _live["version"] = version
+        return _live["rows"]
+
+
+def connect_signals():
+    from django.db.models.signals import post_delete, post_save
+
+    from registry.models import ComplicationType, Patient, SystemicTherapyLine
+    from sites.models import Centre, Surgeon
+
+    senders = [Implantation, Treatment, Complication, FollowUp, Patient, Surgeon, Centre, ComplicationType, SystemicTherapyLine]
+    for sender in senders:
+        post_save.connect(_bump_on_commit, sender=sender, dispatch_uid=f"cohort-version-save-{sender.__name__}")
+        post_delete.connect(_bump_on_commit, sender=sender, dispatch_uid=f"cohort-version-delete-{sender.__name__}")

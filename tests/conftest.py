@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from sites.models import Role
 
@@ -33,3 +34,15 @@ def centre_lead_a(centre_a):
 @pytest.fixture
 def investigator(db):
     return factories.user_with_role(Role.INVESTIGATOR, username="investigator")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Caches outlive a test's rolled-back transaction: start each test without them."""
+    from reports.cohort import forget_live_cohort
+
+    cache.clear()
+    forget_live_cohort()
+    yield
+    cache.clear()
+    forget_live_cohort()

@@ -151,3 +151,15 @@ def test_statistics_need_a_role(registry):
     client = client_for(factories.UserFactory())
     assert client.get("/api/v1/stats/pump-use/").status_code == 403
     assert APIClient().get("/api/v1/stats/pump-use/").status_code == 401
+
+
+def test_statistics_follow_every_committed_change(registry, coordinator, django_capture_on_commit_callbacks):
+    client = client_for(coordinator)
+    before = client.get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()["groups"][0]["events"]
+    with django_capture_on_commit_callbacks(execute=True):
+        factories.ComplicationFactory(implantation=registry["b"][0])
+    after = client.get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()["groups"][0]["events"]
+    assert (before, after) == (2, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        registry["a"][0].complications.all().delete()
+    assert client.get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()["groups"][0]["events"] == 2

@@ -157,13 +157,20 @@ def kaplan_meier(
 
     table: list[dict] = []
     var_log = 0.0
-    for time, row in et.iterrows():
-        n_i, d_i, c_i = int(row["at_risk"]), int(row["observed"]), int(row["censored"])
+    # Plain arrays: pandas row access per time point would dominate at registry size.
+    columns = zip(
+        et.index.to_numpy(dtype=float),
+        et["at_risk"].to_numpy(),
+        et["observed"].to_numpy(),
+        et["censored"].to_numpy(),
+        sf.reindex(et.index).to_numpy(dtype=float),
+    )
+    for time, n_i, d_i, c_i, s in columns:
+        n_i, d_i, c_i, s = int(n_i), int(d_i), int(c_i), float(s)
         if d_i == 0 and c_i == 0:
             continue  # lifelines' origin row (time 0, nothing happened)
         if d_i:
             var_log = math.inf if n_i == d_i else var_log + d_i / (n_i * (n_i - d_i))
-        s = float(sf.loc[time])
         low, high = _band(s, var_log, z, conf_type)
         std_err = None if math.isinf(var_log) else s * math.sqrt(var_log)
         table.append(
