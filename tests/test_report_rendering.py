@@ -1,0 +1,237 @@
+"""The monthly benchmark report of one centre: numbers, HTML and a real PDF.
+
+A small registry is built with the factories: the centre under test (HOME-C,
+20 implantations, two surgeons) and four other centres, two of them so small
+that their dots must not appear on the funnel plots. Expected figures are
+worked out by hand from the data below.
+"""
+import datetime
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from scipy.stats import binomtest
+
+from registry.models import ComplicationType, Patient
+from reports.cohort import cohort
+from reports.rendering import build_report_context, render_centre_report, render_html, render_pdf
+
+from . import factories
+from .factories import days_after
+
+HOME = "HOME-C"
+OTHERS = {
+    # code: (implantations, treated, catheter occlusions, pocket infections)
+    "ZZALPHA": (30, 20, 6, 2),
+    "ZZBETA": (25, 15, 6, 0),
+    "ZZGAMMA": (3, 1, 1, 0),
+    "ZZDELTA": (4, 2, 2, 0),
+}
+START = datetime.date(2024, 3, 1)
+PERIOD = (datetime.date(2024, 12, 1), datetime.date(2024, 12, 31))
+DATA_CUT = datetime.datetime(2025, 1, 15, 12, 0, tzinfo=datetime.UTC)
+METHOD = "test-1"
+HEADINGS = [
+    "Summary: what stands out",
+    "Implantations by indication",
+    "Pump use and time to first dose",
+    "Complication rates",
+    "Funnel plots",
+    "Surgeons' learning curves (CUSUM)",
+    "Pump functional survival and overall survival",
+    "Conversion to resection",
+    "Data completeness",
+    "Methods and notes",
+]
+
+
+def wilson_text(x, n):
+    ci = binomtest(x, n).proportion_ci(method="wilson")
+    return f"{ci.low * 100:.1f}–{ci.high * 100:.1f}%"
+
+
+@pytest.fixture
+def registry(db):
+    home = factories.CentreFactory(code=HOME, name="Home hospital")
+    s1 = factories.SurgeonFactory(code="HOME-S1", centre=home, prior_pump_count=20)
+    s2 = factories.SurgeonFactory(code="HOME-S2", centre=home, prior_pump_count=0)
+    occlusion = ComplicationType.objects.get(code="catheter_occlusion")
+    infection = ComplicationType.objects.get(code="pocket_infection")
+    home_implants = []
+    for i in range(20):
+        implantation = factories.ImplantationFactory(
+            patient__centre=home,
+            surgeon=s1 if i % 2 == 0 else s2,
+            implanted_on=days_after(15 * i, START),
+            indication="unresectable_first_line" if i < 12 else "adjuvant",
+        )
+        home_implants.append(implantation)
+        if i < 14:  # 14 of 20 pumps delivered a dose, 17 days after implantation
+            factories.TreatmentFactory(implantation=implantation, given_on=days_after(17, implantation.implanted_on))
+        if i in (1, 3, 5):  # catheter-related, within 90 days
+            factories.ComplicationFactory(implantation=implantation, type=occlusion,
+                                          onset_on=days_after(20, implantation.implanted_on))
+        if i == 0:
+            factories.ComplicationFactory(implantation=implantation, onset_on=days_after(200, implantation.implanted_on))
+        if i < 5:  # last contact more than 6 months before the cut, alive
+            factories.FollowUpFactory(implantation=implantation, contact_on=datetime.date(2024, 6, 15))
+        elif i < 15:
+            resected = i in (5, 6, 7)  # unresectable, converted
+            factories.FollowUpFactory(
+                implantation=implantation,
+                contact_on=datetime.date(2025, 1, 5),
+                resected=resected,
+                resection_on=days_after(120, implantation.implanted_on) if resected else None,
+            )
+        # i >= 15: no follow-up at all
+    for code, (n, treated, occlusions, infections) in OTHERS.items():
+        centre = factories.CentreFactory(code=code, name=f"Hospital {code}")
+        surgeon = factories.SurgeonFactory(code=f"{code}-S1", centre=centre)
+        for j in range(n):
+            implantation = factories.ImplantationFactory(
+                patient__centre=centre, surgeon=surgeon, implanted_on=days_after(3 * j, START)
+            )
+            if j < treated:
+                factories.TreatmentFactory(implantation=implantation)
+            if j < occlusions:
+                kind = infection if j < infections else occlusion
+                factories.ComplicationFactory(implantation=implantation, type=kind,
+                                              onset_on=days_after(30, implantation.implanted_on))
+    return home_implants
+
+
+def report_kwargs(centre_code=HOME):
+    return {
+        "centre_code": centre_code,
+        "period_start": PERIOD[0],
+        "period_end": PERIOD[1],
+        "data_cut": DATA_CUT,
+        "complication_types": list(ComplicationType.objects.order_by("name").values("code", "name", "catheter_related")),
+        "method_version": METHOD,
+    }
+
+
+def pdf_text(pdf, tmp_path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True).stdout
+        pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(
+            ["pdfinfo", str(path)], check=True, capture_output=True, text=True).stdout).group(1))
+        return text, pages
+    pypdf = pytest.importorskip("pypdf", reason="needs pdftotext (poppler-utils) or pypdf")
+    reader = pypdf.PdfReader(str(path))
+    return "\n".join(page.extract_text() for page in reader.pages), len(reader.pages)
+
+
+def by_key(items, key):
+    return next(item for item in items if item["key"] == key)
+
+
+def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, tmp_path):
+    rows = cohort(as_of=None)
+    context, html, pdf = render_centre_report(rows, **report_kwargs())
+
+    # --- numbers, worked out by hand -------------------------------------------------
+    assert context["period"]["label"] == "December 2024"
+    pump = context["pump_use"]
+    assert (pump["centre"]["events"], pump["centre"]["n"]) == (14, 20)
+    assert pump["centre"]["rate"] == pytest.approx(0.70)
+    assert pump["centre"]["median_days_to_first_dose"] == 17
+    registry_treated = 14 + sum(t for _, t, _, _ in OTHERS.values())
+    registry_n = 20 + sum(n for n, _, _, _ in OTHERS.values())
+    assert (pump["registry"]["events"], pump["registry"]["n"]) == (registry_treated, registry_n)  # 52 / 82
+    any_c = by_key(context["complications"], "any")
+    catheter = by_key(context["complications"], "catheter_related")
+    assert (any_c["centre"]["events"], catheter["centre"]["events"]) == (4, 3)
+    assert any_c["registry"]["events"] == 4 + sum(o for _, _, o, _ in OTHERS.values())
+    # Other centres have 2 pocket infections: the registry figure would give them away.
+    infection = by_key(context["complications"], "pocket_infection")
+    assert infection["registry"]["suppressed"] and infection["registry"]["rate"] is None
+    assert (infection["centre"]["events"], infection["centre"]["n"]) == (0, 20)
+    assert by_key(context["conversion"], "unresectable")["centre"]["events"] == 3  # 3 / 12
+    incomplete = by_key(context["completeness"]["measures"], "incomplete")
+    assert (incomplete["centre"]["events"], incomplete["centre"]["n"]) == (10, 20)  # 5 stale + 5 without follow-up
+    totals = context["implantations"]["totals"]["centre"]
+    assert (totals["period"], totals["cumulative"]) == (1, 20)  # 11 Dec 2024 is the only one in December
+    # Funnel: ZZGAMMA (3 implantations) and ZZDELTA (4) are too small to be shown.
+    funnel = context["funnels"][0]
+    assert (funnel["other_centres_shown"], funnel["other_centres_hidden"]) == (2, 2)
+    assert sorted(p["n"] for p in funnel["points"] if not p["own"]) == [25, 30]
+    surgeons = {s["code"]: s for s in context["cusum"]["surgeons"]}
+    assert set(surgeons) == {"HOME-S1", "HOME-S2"}
+    assert surgeons["HOME-S1"]["first_sequence"] == 21  # 20 pumps before the registry
+    assert all(s["h"] > 0 for s in surgeons.values())
+
+    # --- the context is plain JSON ---------------------------------------------------------
+    assert json.loads(json.dumps(context, allow_nan=False)) == context
+
+    # --- HTML: standalone, with its charts -------------------------------------------------
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert "<link" not in html and "<script" not in html
+    assert html.count("<svg") == 7  # indications, 2 funnels, 2 surgeons, 2 Kaplan-Meier
+    assert "<?xml" not in html
+
+    # --- PDF -------------------------------------------------------------------------------
+    assert pdf.startswith(b"%PDF")
+    text, pages = pdf_text(pdf, tmp_path)
+    flat = " ".join(text.split())
+    assert pages >= 6
+    for expected in [
+        "HAI Registry — monthly benchmark report",
+        HOME,
+        "December 2024",
+        f"Confidential: for centre {HOME}",
+        "Method version",
+        METHOD,
+        "70.0%",  # pump-use rate 14/20
+        wilson_text(14, 20),
+        "63.4%",  # registry pump use 52/82
+        "20.0%",  # any complication 4/20
+        "15.0%",  # catheter-related 3/20
+        "10 / 20",  # follow-up incomplete
+        "50.0%",
+        "3 / 12",  # conversion to resection, unresectable
+        "25.0%",
+        "suppr.",
+        *HEADINGS,
+    ]:
+        assert expected in flat, expected
+    # Chart labels are real text in the PDF (vector SVG, not pictures).
+    for label in ("Surgeon HOME-S1", "Surgeon HOME-S2", "25th pump", "99.8% limits", "Other centres (anonymous)",
+                  "Implantations at the centre (volume)", "Months since implantation", "Pump still usable"):
+        assert label in flat, label
+    assert "Page 2 of" in flat
+
+    # --- never another centre's code, surgeon or a patient's pseudonym ---------------------
+    stored = json.dumps(context)
+    pseudonyms = list(Patient.objects.values_list("pseudonym", flat=True))
+    assert len(pseudonyms) == 82
+    for secret in [*OTHERS, *(f"{code}-S1" for code in OTHERS), *pseudonyms]:
+        assert secret not in html, secret
+        assert secret not in text, secret
+        assert secret not in stored, secret
+
+
+def test_rendering_is_deterministic(registry):
+    rows = cohort(as_of=None)
+    first = build_report_context(rows, **report_kwargs())
+    second = build_report_context(list(reversed(rows)), **report_kwargs())
+    assert first == second
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    html = render_html(first)
+    assert render_html(second) == html
+    # A stored context (after a JSON round trip) draws the same report, and the same PDF bytes.
+    assert render_html(json.loads(json.dumps(first))) == html
+    assert render_pdf(html) == render_pdf(render_html(second))
+
+
+def test_a_centre_without_implantations_still_gets_a_report(registry):
+    factories.CentreFactory(code="NEWCOMER")
+    context = build_report_context(cohort(as_of=None), **report_kwargs("NEWCOMER"))
+    assert context["pump_use"]["centre"] == {"events": 0, "n": 0, "rate": None, "ci": None, "median_days_to_first_dose": None}
+    assert context["cusum"]["surgeons"] == []
+    html = render_html(context)
+    assert "NEWCOMER" in html and HOME not in html
