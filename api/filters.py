@@ -11,7 +11,8 @@ DEFAULT_EXPERIENCE_THRESHOLD = 25
 class ImplantationFilter(filters.FilterSet):
     centre = filters.CharFilter(field_name="patient__centre__code", help_text="Centre code.")
     surgeon = filters.CharFilter(field_name="surgeon__code", help_text="Surgeon code.")
-    indication = filters.MultipleChoiceFilter(choices=Indication.choices)
+    # distinct=False: DISTINCT would evaluate the derived columns of every matching row before the LIMIT.
+    indication = filters.MultipleChoiceFilter(choices=Indication.choices, distinct=False)
     implanted_after = filters.DateFilter(field_name="implanted_on", lookup_expr="gte", help_text="On or after (YYYY-MM-DD).")
     implanted_before = filters.DateFilter(field_name="implanted_on", lookup_expr="lte", help_text="On or before (YYYY-MM-DD).")
     treated = filters.BooleanFilter(field_name="derived_treated", help_text="At least one HAI dose given.")

@@ -167,3 +167,25 @@ def test_coordinator_starts_a_run_from_the_admin(centres, client, coordinator, d
 def test_data_managers_cannot_start_runs(centres, client, data_manager_a):
     client.force_login(data_manager_a)
     assert client.get("/admin/reports/reportrun/add/").status_code == 403
+
+
+def test_queries_per_centre_report_do_not_grow_with_the_registry(db, media, django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_one_report(per_centre):
+        CentreReport.objects.all().delete()
+        ReportRun.objects.all().delete()
+        with django_capture_on_commit_callbacks(execute=False):
+            run = services.start_run(PERIOD, dispatch=False)
+        services.prepare_run(run.pk)
+        report = run.centre_reports.order_by("centre__code").first()
+        with CaptureQueriesContext(connection) as queries:
+            services.render_report(report.pk)
+            services.deliver_report(report.pk)
+        return len(queries)
+
+    report_world.build(centres=2, per_centre=3)
+    small = queries_for_one_report(3)
+    report_world.build(centres=2, per_centre=27, recipients=False)  # ten times the patients, same centres
+    assert queries_for_one_report(30) == small
