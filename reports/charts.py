@@ -251,7 +251,8 @@ def km_svg(endpoint, centre_code, *, prefix, width_cm=8.4, height_cm=6.6):
         ax.set_xlabel("Months since implantation")
         ax.set_ylabel(endpoint["y_label"])
         ax.set_title(endpoint["title"], loc="left")
-        ax.legend(loc="best")
+        if ax.get_legend_handles_labels()[0]:  # no curve at all when a group is empty
+            ax.legend(loc="best")
     return _svg(fig, prefix)
 
 
