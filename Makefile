@@ -33,6 +33,9 @@ services:
 test: services venv
 	$(BIN)/python -m pytest -q
 
+bench-seed: venv
+	bash bench/seed_demo.sh
+
 check-deploy: venv
 	DEBUG=0 SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))") \
 	  ALLOWED_HOSTS=registry.example.org $(BIN)/python manage.py check --deploy --fail-level WARNING

@@ -46,12 +46,3 @@ class CSVRenderer(BaseRenderer):
                 writer.writerow({k: csv_cell(v) for k, v in row.items()})
         return buffer.getvalue().encode()
 
-
-class PassthroughRenderer(BaseRenderer):
-    """For views that return a file response themselves (a report's PDF)."""
-
-    media_type = "application/pdf"
-    format = "pdf"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else b""

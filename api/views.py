@@ -31,7 +31,7 @@ from sites.models import Centre, Surgeon
 from . import filters, serializers
 from .errors import ErrorSerializer
 from .models import ExportLog
-from .renderers import EchoBuffer, PassthroughRenderer, csv_cell
+from .renderers import EchoBuffer, csv_cell
 
 
 def log_export(request, fmt, row_count, completed=True):
@@ -274,13 +274,19 @@ class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["status", "delivery_state"]
     ordering_fields = ["id", "sent_at"]
 
+    def perform_content_negotiation(self, request, force=False):
+        # The PDF itself is a file response; only its errors are rendered, always as JSON.
+        if self.action == "pdf":
+            return JSONRenderer(), JSONRenderer.media_type
+        return super().perform_content_negotiation(request, force)
+
     def get_queryset(self):
         from reports.models import CentreReport
 
         return CentreReport.objects.visible_to(self.request.user).select_related("centre", "run").order_by("-run__period", "centre__code", "pk")
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The report's PDF."), 404: ErrorSerializer})
-    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PassthroughRenderer])
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer])
     def pdf(self, request, pk=None):
         report = self.get_object()
         if not report.pdf:

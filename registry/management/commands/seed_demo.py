@@ -17,6 +17,19 @@ def _date(value):
         raise CommandError(f"--reference-date: {error}; use YYYY-MM-DD.") from error
 
 
+def _after_bulk_load():
+    """Bulk inserts send no signals and leave no planner statistics: refresh both."""
+    from django.db import connection
+
+    from reports.cohort import bump_data_version
+
+    bump_data_version()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Index-only scans (surgeon sequence numbers) need the visibility map VACUUM sets.
+            cursor.execute("VACUUM ANALYZE")
+
+
 class Command(BaseCommand):
     help = (
         "Fill the database with a deterministic, realistic demo registry: centres of different sizes, "
@@ -99,6 +112,7 @@ class Command(BaseCommand):
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
+        _after_bulk_load()
         elapsed = time.monotonic() - started
         users = counts.pop("users")
 

@@ -1,4 +1,7 @@
+import datetime
+
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from reports import services
 from reports.models import ReportRun
@@ -13,11 +16,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--period", required=True, help="The month, YYYY-MM.")
         parser.add_argument("--centre", action="append", dest="centres", metavar="CODE", help="Only this centre (repeatable).")
+        parser.add_argument(
+            "--data-cut",
+            help="ISO date-time of the cut (default: the end of the month, or now if sooner). Rows entered later are left out.",
+        )
 
-    def handle(self, *args, period, centres, **options):
+    def handle(self, *args, period, centres, data_cut, **options):
         try:
             month = services.parse_period(period)
-            run = services.start_run(month, centre_codes=centres)
+            cut = None
+            if data_cut:
+                cut = datetime.datetime.fromisoformat(data_cut)
+                cut = cut if timezone.is_aware(cut) else timezone.make_aware(cut)
+            run = services.start_run(month, centre_codes=centres, data_cut=cut)
         except ValueError as error:
             raise CommandError(str(error)) from error
         run = ReportRun.objects.get(pk=run.pk)
