@@ -25,6 +25,10 @@ venv: $(BIN)/.installed
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --centres $(DEMO_CENTRES) --implantations $(DEMO_IMPLANTATIONS) --seed 1 --if-empty
+	@echo
+	@echo "  Log in at   http://127.0.0.1:$(PORT)/admin/   as coordinator, dm-lyon, lead-lyon (password demo-password-1)"
+	@echo "  REST API    http://127.0.0.1:$(PORT)/api/v1/docs/   (investigator / demo-password-1 for a de-identified view)"
+	@echo
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 services:
