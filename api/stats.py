@@ -3,6 +3,9 @@
 Rows come from the same scoped queryset and the same filters as
 ``/implantations/``; anyone but the coordinator gets small cells suppressed.
 """
+import hashlib
+
+from django.core.cache import cache
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -10,7 +13,7 @@ from rest_framework.views import APIView
 
 from registry.models import ComplicationType, Implantation
 from reports import benchmarks, disclosure
-from reports.cohort import live_cohort
+from reports.cohort import data_version, live_cohort
 from sites import access
 
 from .errors import ErrorSerializer
@@ -150,6 +153,22 @@ class StatsView(APIView):
             groups = suppress(groups)
         return Response({"groups": groups})
 
+    def cache_key(self, request):
+        """Statistics depend only on the data, the user's scope and role, and the query."""
+        scope = access.readable_centre_ids(request.user)
+        scope = "all" if scope is access.ALL_CENTRES else ",".join(map(str, sorted(scope)))
+        query = sorted((k, tuple(request.query_params.getlist(k))) for k in request.query_params)
+        raw = f"{data_version()}|{type(self).__name__}|{scope}|{access.is_coordinator(request.user)}|{query}"
+        return "stats:" + hashlib.sha256(raw.encode()).hexdigest()
+
+    def get(self, request):
+        key = self.cache_key(request)
+        body = cache.get(key)
+        if body is None:
+            body = self.compute(request).data
+            cache.set(key, body, timeout=3600)
+        return Response(body)
+
 
 class ComplicationStatsView(StatsView):
     """Complication rate per group: implantations with the complication / all implantations (treated or not), 95% Wilson CI."""
@@ -161,6 +180,9 @@ class ComplicationStatsView(StatsView):
         responses={200: groups_response("ComplicationStats", ComplicationGroup), 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 406: ErrorSerializer, 429: ErrorSerializer},
     )
     def get(self, request):
+        return super().get(request)
+
+    def compute(self, request):
         query, rows = self.rows(request)
         groups = benchmarks.complication_rates(rows, query.type_codes(), query.grouping(), query.validated_data.get("within_days"))
         return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "events"))
@@ -174,6 +196,9 @@ class PumpUseStatsView(StatsView):
         responses={200: groups_response("PumpUseStats", PumpUseGroup), 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 406: ErrorSerializer, 429: ErrorSerializer},
     )
     def get(self, request):
+        return super().get(request)
+
+    def compute(self, request):
         query, rows = self.rows(request)
         groups = benchmarks.pump_use(rows, query.grouping())
         return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "treated"))
@@ -189,6 +214,9 @@ class SurvivalStatsView(StatsView):
         responses={200: groups_response("SurvivalStats", SurvivalGroup), 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 406: ErrorSerializer, 429: ErrorSerializer},
     )
     def get(self, request):
+        return super().get(request)
+
+    def compute(self, request):
         query, rows = self.rows(request)
         groups = benchmarks.survival(rows, query.validated_data["endpoint"], query.grouping())
         return self.respond(request, groups, disclosure.suppress_survival)

@@ -204,10 +204,15 @@ def live_cohort():
 def connect_signals():
     from django.db.models.signals import post_delete, post_save
 
-    from registry.models import ComplicationType, Patient, SystemicTherapyLine
+    from registry.models import ComplicationType, LiverTest, Patient, PerfusionCheck, SystemicTherapyLine
     from sites.models import Centre, Surgeon
 
-    senders = [Implantation, Treatment, Complication, FollowUp, Patient, Surgeon, Centre, ComplicationType, SystemicTherapyLine]
+    # Every record the API counts or the statistics read; the version also keys
+    # cached page counts and statistics responses (api.pagination, api.stats).
+    senders = [
+        Implantation, Treatment, Complication, FollowUp, Patient, Surgeon, Centre, ComplicationType,
+        SystemicTherapyLine, LiverTest, PerfusionCheck,
+    ]
     for sender in senders:
         post_save.connect(_bump_on_commit, sender=sender, dispatch_uid=f"cohort-version-save-{sender.__name__}")
         post_delete.connect(_bump_on_commit, sender=sender, dispatch_uid=f"cohort-version-delete-{sender.__name__}")

@@ -221,3 +221,13 @@ def test_unknown_format_bad_page_size_and_unknown_urls_answer_in_the_error_shape
     assert response.status_code == 404 and response.json() == {"detail": "Not found."}
     response = client.get("/api/v1/implantations/", {"patient": "999999"})
     assert response.status_code == 200 and response.json()["results"] == []
+
+
+def test_page_counts_follow_committed_changes(centre_a, coordinator, django_capture_on_commit_callbacks):
+    factories.ImplantationFactory.create_batch(3, patient__centre=centre_a)
+    client = client_for(coordinator)
+    assert client.get("/api/v1/implantations/").json()["count"] == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        factories.ImplantationFactory(patient__centre=centre_a)
+    assert client.get("/api/v1/implantations/").json()["count"] == 4
+    assert client.get("/api/v1/implantations/", {"centre": "NONE"}).json()["count"] == 0

@@ -163,3 +163,13 @@ def test_statistics_follow_every_committed_change(registry, coordinator, django_
     with django_capture_on_commit_callbacks(execute=True):
         registry["a"][0].complications.all().delete()
     assert client.get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()["groups"][0]["events"] == 2
+
+
+def test_cached_statistics_are_per_scope_and_role(registry, coordinator, data_manager_a, investigator):
+    params = {"type": "biliary_sclerosis", "group_by": "centre"}
+    everyone = client_for(coordinator).get("/api/v1/stats/complications/", params).json()["groups"]
+    own = client_for(data_manager_a).get("/api/v1/stats/complications/", params).json()["groups"]
+    suppressed = client_for(investigator).get("/api/v1/stats/complications/", params).json()["groups"]
+    assert [g["group"] for g in everyone] == ["CENTRE-A", "CENTRE-B"] and everyone[0]["events"] == 2
+    assert [g["group"] for g in own] == ["CENTRE-A"]
+    assert suppressed[0]["events"] is None
