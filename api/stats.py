@@ -6,8 +6,10 @@ Rows come from the same scoped queryset and the same filters as
 import hashlib
 
 from django.core.cache import cache
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -163,11 +165,14 @@ class StatsView(APIView):
 
     def get(self, request):
         key = self.cache_key(request)
-        body = cache.get(key)
-        if body is None:
-            body = self.compute(request).data
-            cache.set(key, body, timeout=3600)
-        return Response(body)
+        if isinstance(request.accepted_renderer, JSONRenderer):
+            # Kept rendered: a survival table can be a megabyte of JSON.
+            body = cache.get(key)
+            if body is None:
+                body = JSONRenderer().render(self.compute(request).data)
+                cache.set(key, body, timeout=3600)
+            return HttpResponse(body, content_type="application/json")
+        return self.compute(request)
 
 
 class ComplicationStatsView(StatsView):
