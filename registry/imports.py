@@ -19,23 +19,7 @@ from .vocabulary import Approach, CatheterVessel, Device, Indication, NeverTreat
 IMPORT_REASON = "Bulk import (admin file import)"
 
 # Column order of the file; the same as docs/import_template.csv.
-COLUMNS = [
-    "patient",
-    "surgeon",
-    "implanted_on",
-    "indication",
-    "approach",
-    "device",
-    "catheter_vessel",
-    "accessory_arteries_ligated",
-    "concurrent_colorectal_resection",
-    "concurrent_hepatectomy",
-    "concurrent_ablation",
-    "operative_minutes",
-    "blood_loss_ml",
-    "length_of_stay_days",
-    "never_treated_reason",
-]
+COLUMNS = list(Implantation.ENTRY_FIELDS)
 REQUIRED_COLUMNS = ["patient", "surgeon", "implanted_on", "indication", "approach", "device"]
 SAVED_TYPES = (RowResult.IMPORT_TYPE_NEW, RowResult.IMPORT_TYPE_UPDATE, RowResult.IMPORT_TYPE_DELETE)
 

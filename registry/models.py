@@ -191,6 +191,26 @@ class Implantation(models.Model):
     history = HistoricalRecords()
     objects = ImplantationQuerySet.as_manager()
 
+    # What a data manager enters, structured (no free text), in the order the
+    # CSV import's columns and the API's fields use.
+    ENTRY_FIELDS = (
+        "patient",
+        "surgeon",
+        "implanted_on",
+        "indication",
+        "approach",
+        "device",
+        "catheter_vessel",
+        "accessory_arteries_ligated",
+        "concurrent_colorectal_resection",
+        "concurrent_hepatectomy",
+        "concurrent_ablation",
+        "operative_minutes",
+        "blood_loss_ml",
+        "length_of_stay_days",
+        "never_treated_reason",
+    )
+
     class Meta:
         ordering = ["-implanted_on", "-id"]
         constraints = [
