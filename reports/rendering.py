@@ -56,6 +56,7 @@ Helpers not in ``reports.benchmarks`` (small, built on its functions):
 CUSUM assembly below.
 """
 import calendar
+import copy
 import datetime
 import json
 from collections import Counter
@@ -257,7 +258,7 @@ def _volume_and_indications(rows, own, period_start, period_end):
 def _pump_use(rows, own):
     everyone = benchmarks.Grouping()
     own_group = _one(benchmarks.pump_use(own, everyone))
-    all_group = _one(benchmarks.pump_use(rows, everyone))
+    all_group = _one(_registry.call(benchmarks.pump_use, rows, everyone))
     centre = _proportion(own_group, "treated")
     centre["median_days_to_first_dose"] = own_group["median_days_to_first_dose"] if own_group else None
     pooled = _proportion(all_group, "treated")
@@ -291,7 +292,7 @@ def _complications(rows, own, measures):
     out = []
     for measure in measures:
         centre = _proportion(_one(benchmarks.complication_rates(own, measure["codes"], everyone)))
-        pooled = _proportion(_one(benchmarks.complication_rates(rows, measure["codes"], everyone)))
+        pooled = _proportion(_one(_registry.call(benchmarks.complication_rates, rows, measure["codes"], everyone)))
         position = (
             funnel_position(centre["events"], centre["n"], pooled["rate"]) if centre["n"] and pooled["n"] else None
         )
@@ -323,7 +324,7 @@ def _band_grid(max_n):
 
 
 def _funnel(rows, centre_code, measure, title, axis_label):
-    by_centre = benchmarks.complication_rates(rows, measure["codes"], benchmarks.Grouping("centre"))
+    by_centre = _registry.call(benchmarks.complication_rates, rows, measure["codes"], benchmarks.Grouping("centre"))
     pooled = measure["theta0"]
     own = [g for g in by_centre if g["group"] == centre_code]
     others = [g for g in by_centre if g["group"] != centre_code]
@@ -443,7 +444,7 @@ def _survival(rows, own, centre_code, cut_date):
     }
     for endpoint, (title, y_label) in specs.items():
         own_fit = _one(benchmarks.survival(own, endpoint, everyone))
-        all_fit = _one(benchmarks.survival(rows, endpoint, everyone))
+        all_fit = _one(_registry.call(benchmarks.survival, rows, endpoint, everyone))
         # Counts of the other centres (registry − own) pass the small-cell rule, or the registry figures go.
         others_stub = {
             "group": "others",
@@ -639,12 +640,53 @@ def _highlights(context):
     }
 
 
+# --------------------------------------------------------------------------- registry-wide figures, once per run
+#
+# In one run every centre's report is built from the same snapshot rows, and
+# half of each report (pooled rates, every centre's funnel point, the registry's
+# curves) is the same for all of them. A worker keeps those results for the rows
+# it was last given and reuses them for the next centre.
+
+
+class _RegistryMemo:
+    def __init__(self):
+        self.source = None
+        self.rows = None
+        self.results = {}
+
+    def rows_for(self, rows):
+        """The registry's rows in a fixed order; the same list object while the input is the same."""
+        if rows is not self.source:
+            self.source, self.rows, self.results = rows, sorted(rows, key=lambda r: r.id), {}
+        return self.rows
+
+    @staticmethod
+    def _key(value):
+        if isinstance(value, benchmarks.Grouping):
+            return ("grouping", value.group_by, value.experience_threshold, value.surgeon_volume_bands, value.centre_volume_bands)
+        if isinstance(value, (list, set, frozenset)):
+            return tuple(sorted(value))
+        return value
+
+    def call(self, function, rows, *args):
+        """``function(rows, *args)``, computed once when ``rows`` is the whole registry."""
+        if rows is not self.rows:
+            return function(rows, *args)
+        key = (function.__name__, *map(self._key, args))
+        if key not in self.results:
+            self.results[key] = function(rows, *args)
+        return copy.deepcopy(self.results[key])
+
+
+_registry = _RegistryMemo()
+
+
 # --------------------------------------------------------------------------- public API
 
 
 def build_report_context(rows, *, centre_code, period_start, period_end, data_cut, complication_types, method_version):
     """Every number of one centre's report, from cohort rows of the whole registry (plain JSON)."""
-    rows = sorted(rows, key=lambda r: r.id)
+    rows = _registry.rows_for(rows)
     own = [r for r in rows if r.centre_code == centre_code]
     cut_date = _as_date(data_cut)
     if isinstance(data_cut, datetime.datetime) and timezone.is_aware(data_cut):

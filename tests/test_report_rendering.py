@@ -235,3 +235,12 @@ def test_a_centre_without_implantations_still_gets_a_report(registry):
     assert context["cusum"]["surgeons"] == []
     html = render_html(context)
     assert "NEWCOMER" in html and HOME not in html
+
+
+def test_registry_figures_reused_across_centres_match_a_fresh_build(registry):
+    """A worker reuses registry-wide figures for the next centre of the same run; nothing may leak between centres."""
+    rows = cohort(as_of=None)
+    other = next(r.centre_code for r in rows if r.centre_code != HOME)
+    build_report_context(rows, **report_kwargs(other))  # warms the per-run memo with the same rows object
+    reused = build_report_context(rows, **report_kwargs())
+    assert reused == build_report_context(list(rows), **report_kwargs())  # a new list: computed afresh
