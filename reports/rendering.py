@@ -335,11 +335,16 @@ def _funnel(rows, centre_code, measure, title, axis_label):
     points.sort(key=lambda p: (p["n"], p["events"], p["own"]))
     max_n = max([g["implantations"] for g in by_centre] + [10])
     x_min = max(1, min(p["n"] for p in points) // 2) if points else 1
-    grid = [n for n in _band_grid(int(max_n * 1.08) + 1) if n >= x_min]
-    bands = [
-        {k: b[k] for k in ("n", "lower_998", "lower_95", "upper_95", "upper_998")}
-        for b in funnel_bands(pooled, grid)
-    ] if pooled is not None else []
+    full_grid = tuple(_band_grid(int(max_n * 1.08) + 1))
+    # The limits depend only on the pooled rate and the volumes: the same for every centre of a run.
+    all_bands = _registry.memo(
+        ("funnel_bands", pooled, full_grid),
+        lambda: [
+            {k: b[k] for k in ("n", "lower_998", "lower_95", "upper_95", "upper_998")}
+            for b in funnel_bands(pooled, list(full_grid))
+        ],
+    ) if pooled is not None else []
+    bands = [b for b in all_bands if b["n"] >= x_min]
     return {
         "key": measure["key"],
         "title": title,
@@ -667,6 +672,12 @@ class _RegistryMemo:
         if isinstance(value, (list, set, frozenset)):
             return tuple(sorted(value))
         return value
+
+    def memo(self, key, compute):
+        """A value that depends only on the current registry rows (and ``key``)."""
+        if key not in self.results:
+            self.results[key] = compute()
+        return copy.deepcopy(self.results[key])
 
     def call(self, function, rows, *args):
         """``function(rows, *args)``, computed once when ``rows`` is the whole registry."""
