@@ -2,10 +2,10 @@ import csv
 
 from django.contrib.auth import authenticate
 from django.http import FileResponse, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from knox.views import LogoutAllView, LogoutView
-from rest_framework import exceptions, permissions, status, viewsets
+from rest_framework import exceptions, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -248,20 +248,23 @@ class TokenView(APIView):
         return Response({"token": token, "expiry": instance.expiry})
 
 
-@extend_schema(request=None, responses={204: OpenApiResponse(description="The token is revoked."), 401: ErrorSerializer})
+@extend_schema(
+    request=None,
+    description="Revoke the token this request is made with.",
+    responses={204: OpenApiResponse(description="The token is revoked."), 401: ErrorSerializer},
+)
 class RevokeTokenView(LogoutView):
     """Revoke the token this request is made with."""
 
 
-@extend_schema(request=None, responses={204: OpenApiResponse(description="All the user's tokens are revoked."), 401: ErrorSerializer})
+@extend_schema(
+    request=None,
+    description="Revoke every token of the requesting user.",
+    responses={204: OpenApiResponse(description="All the user's tokens are revoked."), 401: ErrorSerializer},
+)
 class RevokeAllTokensView(LogoutAllView):
     """Revoke every token of the requesting user."""
 
-
-for _view in (RevokeTokenView, RevokeAllTokensView):
-    _view.post.__doc__ = _view.__doc__
-
-__all__ = ["status", "extend_schema_view"]
 
 
 class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):

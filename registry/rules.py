@@ -44,18 +44,19 @@ def recorded_death_on(patient, exclude=None):
     return _exclude(rows, exclude).order_by("died_on").values_list("died_on", flat=True).first()
 
 
-def _dated_sources(patient_filter):
+def _dated_sources():
+    """(model, date field, label) of every record dated on or after its implantation."""
     from .models import Complication, FollowUp, LiverTest, PerfusionCheck, Treatment
 
     return [
-        (Treatment, "given_on", "HAI dose", patient_filter),
-        (Complication, "onset_on", "complication", patient_filter),
-        (LiverTest, "measured_on", "liver test", patient_filter),
-        (PerfusionCheck, "checked_on", "perfusion check", patient_filter),
-        (FollowUp, "hepatic_progression_on", "hepatic progression", patient_filter),
-        (FollowUp, "progression_on", "progression", patient_filter),
-        (FollowUp, "resection_on", "resection", patient_filter),
-        (FollowUp, "pump_ended_on", "pump explant", patient_filter),
+        (Treatment, "given_on", "HAI dose"),
+        (Complication, "onset_on", "complication"),
+        (LiverTest, "measured_on", "liver test"),
+        (PerfusionCheck, "checked_on", "perfusion check"),
+        (FollowUp, "hepatic_progression_on", "hepatic progression"),
+        (FollowUp, "progression_on", "progression"),
+        (FollowUp, "resection_on", "resection"),
+        (FollowUp, "pump_ended_on", "pump explant"),
     ]
 
 
@@ -68,7 +69,7 @@ def latest_event_for_patient(patient, exclude=None):
         (Implantation.objects.filter(patient=patient), "implanted_on", "implantation"),
         (SystemicTherapyLine.objects.filter(patient=patient), "started_on", "systemic therapy line"),
     ]
-    for model, field, label, _ in _dated_sources(patient):
+    for model, field, label in _dated_sources():
         candidates.append((model.objects.filter(implantation__patient=patient), field, label))
     for queryset, field, label in candidates:
         value = (
@@ -88,7 +89,7 @@ def earliest_event_after_implant(implantation):
     from .models import LiverTest
 
     earliest = None
-    for model, field, label, _ in _dated_sources(None):
+    for model, field, label in _dated_sources():
         queryset = model.objects.filter(implantation=implantation, **{f"{field}__isnull": False})
         if model is LiverTest:
             queryset = queryset.filter(is_baseline=False)

@@ -1,6 +1,6 @@
 """Reads: values derived from the record, never stored or typed in."""
 from django.db.models import Count, DateField, Exists, F, IntegerField, Min, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 
 from .vocabulary import DoseChange
 
@@ -63,10 +63,3 @@ def implantation_derived(implantation):
     days = (first_dose_on - implantation.implanted_on).days if first_dose_on else None
     return {"treated": treated, "days_to_first_dose": days, "surgeon_sequence": sequence}
 
-
-def surgeon_pump_count(surgeon, on_or_before=None):
-    """Pumps the surgeon has placed, pre-registry ones included (as of a date if given)."""
-    implantations = surgeon.implantations.all()
-    if on_or_before is not None:
-        implantations = implantations.filter(implanted_on__lte=on_or_before)
-    return surgeon.prior_pump_count + implantations.count()

@@ -25,6 +25,3 @@ class CentreScopedQuerySet(models.QuerySet):
 
     def editable_by(self, user):
         return self._restrict(access.editable_centre_ids(user))
-
-    def in_centre(self, centre):
-        return self.filter(**{self.model.centre_lookup: centre})
