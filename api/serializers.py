@@ -19,6 +19,7 @@ from registry.models import (
     Treatment,
 )
 from registry.services import save_record
+from reports.models import CentreReport
 from sites import access
 from sites.models import Centre, Surgeon
 
@@ -225,8 +226,6 @@ class CentreReportSerializer(serializers.ModelSerializer):
     pdf_url = serializers.SerializerMethodField()
 
     class Meta:
-        from reports.models import CentreReport
-
         model = CentreReport
         fields = ["id", "centre", "period", "data_cut", "method_version", "status", "delivery_state", "checksum", "sent_at", "pdf_url"]
 

@@ -25,12 +25,14 @@ from registry.models import (
     Treatment,
 )
 from registry.services import delete_record
+from reports.models import CentreReport
 from sites import access
 from sites.models import Centre, Surgeon
 
 from . import filters, serializers
 from .errors import ErrorSerializer
 from .models import ExportLog
+from .permissions import CanReadRegistry
 from .renderers import EchoBuffer, csv_cell
 
 
@@ -214,8 +216,6 @@ FIXED_VOCABULARIES = {
 class VocabularyView(APIView):
     """Every fixed controlled vocabulary: code and label."""
 
-    from .permissions import CanReadRegistry
-
     permission_classes = [CanReadRegistry]
 
     @extend_schema(responses={200: {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "label": {"type": "string"}}, "required": ["code", "label"]}}}})
@@ -270,8 +270,6 @@ class RevokeAllTokensView(LogoutAllView):
 class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):
     """Monthly benchmark reports: a centre's users see their centres' reports, the coordinator all, investigators none."""
 
-    from .permissions import CanReadRegistry
-
     permission_classes = [CanReadRegistry]
     serializer_class = serializers.CentreReportSerializer
     filterset_fields = ["status", "delivery_state"]
@@ -284,8 +282,6 @@ class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):
         return super().perform_content_negotiation(request, force)
 
     def get_queryset(self):
-        from reports.models import CentreReport
-
         return CentreReport.objects.visible_to(self.request.user).select_related("centre", "run").order_by("-run__period", "centre__code", "pk")
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The report's PDF."), 404: ErrorSerializer})
