@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from sites import access
 from sites.admin_mixins import CentreScopedAdminMixin
@@ -7,12 +8,23 @@ from . import services
 from .models import CentreReport, ReportRun
 
 
+def pdf_link(report):
+    """Through the API's scoped download: report files are never served from /media/."""
+    if not report.pdf:
+        return "–"
+    return format_html('<a href="/api/v1/reports/{}/pdf/">PDF</a>', report.pk)
+
+
 class CentreReportInline(admin.TabularInline):
     model = CentreReport
     extra = 0
     can_delete = False
-    fields = ["centre", "status", "delivery_state", "checksum", "render_seconds", "sent_at", "pdf", "error"]
+    fields = ["centre", "status", "delivery_state", "checksum", "render_seconds", "sent_at", "download", "error"]
     readonly_fields = fields
+
+    @admin.display(description="report")
+    def download(self, report):
+        return pdf_link(report)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -24,7 +36,7 @@ class ReportRunAdmin(admin.ModelAdmin):
 
     list_display = ["period", "data_cut", "status", "method_version", "started_at", "finished_at", "triggered_by"]
     list_filter = ["status"]
-    fields = ["period", "data_cut", "status", "method_version", "snapshot", "triggered_by", "started_at", "finished_at"]
+    fields = ["period", "data_cut", "status", "method_version", "triggered_by", "started_at", "finished_at"]
     inlines = [CentreReportInline]
     actions = ["start_again"]
 
@@ -33,7 +45,7 @@ class ReportRunAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
-            return ["status", "method_version", "snapshot", "triggered_by", "started_at", "finished_at"]
+            return ["status", "method_version", "triggered_by", "started_at", "finished_at"]
         return self.fields
 
     def has_module_permission(self, request):
@@ -76,11 +88,15 @@ class ReportRunAdmin(admin.ModelAdmin):
 class CentreReportAdmin(CentreScopedAdminMixin, admin.ModelAdmin):
     """A centre's users find their reports here; the coordinator sees all."""
 
-    list_display = ["centre", "run", "status", "delivery_state", "sent_at", "pdf"]
+    list_display = ["centre", "run", "status", "delivery_state", "sent_at", "download"]
     list_filter = ["status", "delivery_state"]
     list_select_related = ["centre", "run"]
-    fields = ["run", "centre", "status", "delivery_state", "pdf", "checksum", "recipients", "sent_at", "error"]
+    fields = ["run", "centre", "status", "delivery_state", "download", "checksum", "recipients", "sent_at", "error"]
     readonly_fields = fields
+
+    @admin.display(description="report")
+    def download(self, report):
+        return pdf_link(report)
 
     def has_view_permission(self, request, obj=None):
         allowed = access.can_read_clinical(request.user)

@@ -189,3 +189,16 @@ def test_queries_per_centre_report_do_not_grow_with_the_registry(db, media, djan
     small = queries_for_one_report(3)
     report_world.build(centres=2, per_centre=27, recipients=False)  # ten times the patients, same centres
     assert queries_for_one_report(30) == small
+
+
+def test_centre_users_download_their_report_from_the_admin_page(centres, client, django_capture_on_commit_callbacks):
+    run_now(django_capture_on_commit_callbacks)
+    user = factories.user_with_role(Role.CENTRE_LEAD, centres[0])
+    client.force_login(user)
+    page = client.get("/admin/reports/centrereport/").content.decode()
+    own = CentreReport.objects.get(centre=centres[0])
+    assert f'href="/api/v1/reports/{own.pk}/pdf/"' in page and "/media/" not in page
+    assert client.get(f"/api/v1/reports/{own.pk}/pdf/").status_code == 200
+    other = CentreReport.objects.get(centre=centres[1])
+    assert f"/api/v1/reports/{other.pk}/pdf/" not in page
+    assert client.get(f"/api/v1/reports/{other.pk}/pdf/").status_code == 404
