@@ -14,9 +14,10 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# Dependencies first, so a code change does not reinstall them.
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+# Runtime dependencies only (the test, lint and lock tools are in requirements/dev.txt),
+# first, so a code change does not reinstall them.
+COPY requirements/runtime.txt requirements/runtime.txt
+RUN pip install -r requirements/runtime.txt
 
 COPY . .
 

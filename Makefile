@@ -12,15 +12,34 @@ DEMO_CENTRES ?= 8
 DEMO_IMPLANTATIONS ?= 3000
 PORT ?= 8000
 
-.PHONY: run test venv services check-deploy bench-seed
+.PHONY: run test venv venv-dev lint lock services check-deploy bench-seed
 
-$(BIN)/.installed: requirements.txt
+# Two locks (requirements/*.txt), each compiled from a short input list (*.in):
+# runtime.txt is what the image installs; dev.txt adds the tests, ruff and pip-tools.
+$(BIN)/.runtime-installed: requirements/runtime.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements/runtime.txt
 	touch $@
 
-venv: $(BIN)/.installed
+$(BIN)/.dev-installed: $(BIN)/.runtime-installed requirements/dev.txt
+	$(BIN)/pip install -q -r requirements/runtime.txt -r requirements/dev.txt
+	touch $@
+
+venv: $(BIN)/.runtime-installed
+
+venv-dev: $(BIN)/.dev-installed
+
+# Refresh both locks from their input lists (monthly, and after editing a .in file).
+lock: venv-dev
+	cd requirements && ../$(BIN)/pip-compile -q --upgrade --strip-extras --no-emit-index-url --no-emit-find-links runtime.in -o runtime.txt
+	cd requirements && ../$(BIN)/pip-compile -q --upgrade --strip-extras --no-emit-index-url --no-emit-find-links dev.in -o dev.txt
+
+# Style, and models that agree with their migrations.
+lint: venv-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
 
 run: venv
 	$(BIN)/python manage.py migrate --noinput
@@ -34,7 +53,7 @@ run: venv
 services:
 	bash .ci/ensure-services
 
-test: services venv
+test: services lint
 	$(BIN)/python -m pytest -q
 
 bench-seed: venv
