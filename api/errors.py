@@ -5,6 +5,7 @@
 ``errors`` is present on 400 responses; other errors carry ``detail`` only.
 Model-level ``ValidationError`` (from ``full_clean``) is reported the same way.
 """
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404

@@ -1,7 +1,16 @@
 import django_filters as filters
 from django.db.models import Exists, OuterRef
 
-from registry.models import Complication, FollowUp, Implantation, LiverTest, Patient, PerfusionCheck, SystemicTherapyLine, Treatment
+from registry.models import (
+    Complication,
+    FollowUp,
+    Implantation,
+    LiverTest,
+    Patient,
+    PerfusionCheck,
+    SystemicTherapyLine,
+    Treatment,
+)
 from registry.vocabulary import Indication
 from sites.models import Surgeon
 
@@ -13,17 +22,24 @@ class ImplantationFilter(filters.FilterSet):
     surgeon = filters.CharFilter(field_name="surgeon__code", help_text="Surgeon code.")
     # distinct=False: DISTINCT would evaluate the derived columns of every matching row before the LIMIT.
     indication = filters.MultipleChoiceFilter(choices=Indication.choices, distinct=False)
-    implanted_after = filters.DateFilter(field_name="implanted_on", lookup_expr="gte", help_text="On or after (YYYY-MM-DD).")
-    implanted_before = filters.DateFilter(field_name="implanted_on", lookup_expr="lte", help_text="On or before (YYYY-MM-DD).")
+    implanted_after = filters.DateFilter(
+        field_name="implanted_on", lookup_expr="gte", help_text="On or after (YYYY-MM-DD)."
+    )
+    implanted_before = filters.DateFilter(
+        field_name="implanted_on", lookup_expr="lte", help_text="On or before (YYYY-MM-DD)."
+    )
     treated = filters.BooleanFilter(field_name="derived_treated", help_text="At least one HAI dose given.")
-    complication_type = filters.CharFilter(method="filter_complication_type", help_text="Has a complication of this type (code).")
+    complication_type = filters.CharFilter(
+        method="filter_complication_type", help_text="Has a complication of this type (code)."
+    )
     surgeon_experience = filters.ChoiceFilter(
         choices=[("below", "below the threshold"), ("at_or_above", "at or above the threshold")],
         method="filter_surgeon_experience",
         help_text="The surgeon's pump number at the implantation against `experience_threshold`.",
     )
     experience_threshold = filters.NumberFilter(
-        method="filter_nothing", help_text=f"Pump number that counts as experienced (default {DEFAULT_EXPERIENCE_THRESHOLD})."
+        method="filter_nothing",
+        help_text=f"Pump number that counts as experienced (default {DEFAULT_EXPERIENCE_THRESHOLD}).",
     )
     min_surgeon_sequence = filters.NumberFilter(field_name="derived_surgeon_sequence", lookup_expr="gte")
     max_surgeon_sequence = filters.NumberFilter(field_name="derived_surgeon_sequence", lookup_expr="lte")
@@ -71,7 +87,9 @@ def child_filter(model, date_field, extra_fields=()):
 
 TreatmentFilter = child_filter(Treatment, "given_on", ["drug", "dose_change"])
 ComplicationFilter = child_filter(Complication, "onset_on", ["grade", "pump_lost"])
-ComplicationFilter.base_filters["type"] = filters.CharFilter(field_name="type__code", help_text="Complication type code.")
+ComplicationFilter.base_filters["type"] = filters.CharFilter(
+    field_name="type__code", help_text="Complication type code."
+)
 FollowUpFilter = child_filter(FollowUp, "contact_on", ["vital_status", "resected", "pump_never_used"])
 LiverTestFilter = child_filter(LiverTest, "measured_on", ["is_baseline"])
 PerfusionCheckFilter = child_filter(PerfusionCheck, "checked_on", ["extrahepatic_perfusion"])

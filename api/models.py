@@ -10,7 +10,9 @@ class ExportLog(models.Model):
     filters = models.JSONField(default=dict, help_text="The query parameters of the request.")
     format = models.CharField(max_length=10)
     row_count = models.PositiveIntegerField(default=0)
-    completed = models.BooleanField(default=False, help_text="False while a CSV stream is still being sent, or if it broke off.")
+    completed = models.BooleanField(
+        default=False, help_text="False while a CSV stream is still being sent, or if it broke off."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

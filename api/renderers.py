@@ -45,4 +45,3 @@ class CSVRenderer(BaseRenderer):
             for row in rows:
                 writer.writerow({k: csv_cell(v) for k, v in row.items()})
         return buffer.getvalue().encode()
-

@@ -3,6 +3,7 @@
 Writes go through ``registry.services.save_record``: the same validation and
 history as the admin. Foreign keys may only point at records the user can edit.
 """
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
@@ -119,8 +120,12 @@ class PatientSerializer(RegistrySerializer):
 class ImplantationSerializer(RegistrySerializer):
     patient = ScopedPrimaryKeyRelatedField(queryset=Patient.objects.all())
     surgeon = ScopedSlugRelatedField(slug_field="code", queryset=Surgeon.objects.all())
-    centre = serializers.CharField(source="patient.centre.code", read_only=True, help_text="The patient's centre (code).")
-    treated = serializers.BooleanField(read_only=True, help_text="At least one HAI dose was given (held cycles excluded).")
+    centre = serializers.CharField(
+        source="patient.centre.code", read_only=True, help_text="The patient's centre (code)."
+    )
+    treated = serializers.BooleanField(
+        read_only=True, help_text="At least one HAI dose was given (held cycles excluded)."
+    )
     days_to_first_dose = serializers.IntegerField(read_only=True, allow_null=True)
     surgeon_sequence = serializers.IntegerField(
         read_only=True, help_text="The surgeon's pump number at this implantation, pre-registry pumps included."
@@ -158,7 +163,17 @@ class ComplicationSerializer(ImplantationChildSerializer):
 
     class Meta(RegistrySerializer.Meta):
         model = Complication
-        fields = ["id", "implantation", "type", "onset_on", "grade", "clavien_dindo", "management", "pump_lost", "related_to_pump"]
+        fields = [
+            "id",
+            "implantation",
+            "type",
+            "onset_on",
+            "grade",
+            "clavien_dindo",
+            "management",
+            "pump_lost",
+            "related_to_pump",
+        ]
 
 
 class FollowUpSerializer(ImplantationChildSerializer):
@@ -186,7 +201,15 @@ class FollowUpSerializer(ImplantationChildSerializer):
 class LiverTestSerializer(ImplantationChildSerializer):
     class Meta(RegistrySerializer.Meta):
         model = LiverTest
-        fields = ["id", "implantation", "measured_on", "is_baseline", "ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l"]
+        fields = [
+            "id",
+            "implantation",
+            "measured_on",
+            "is_baseline",
+            "ast_u_per_l",
+            "alp_u_per_l",
+            "bilirubin_umol_per_l",
+        ]
 
 
 class PerfusionCheckSerializer(ImplantationChildSerializer):
@@ -227,7 +250,18 @@ class CentreReportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CentreReport
-        fields = ["id", "centre", "period", "data_cut", "method_version", "status", "delivery_state", "checksum", "sent_at", "pdf_url"]
+        fields = [
+            "id",
+            "centre",
+            "period",
+            "data_cut",
+            "method_version",
+            "status",
+            "delivery_state",
+            "checksum",
+            "sent_at",
+            "pdf_url",
+        ]
 
     def get_pdf_url(self, report) -> str | None:
         if not report.pdf:

@@ -3,6 +3,7 @@
 Rows come from the same scoped queryset and the same filters as
 ``/implantations/``; anyone but the coordinator gets small cells suppressed.
 """
+
 import hashlib
 
 from django.core.cache import cache
@@ -35,8 +36,12 @@ def parse_bands(value):
 
 class StatsQuery(serializers.Serializer):
     group_by = serializers.ChoiceField(choices=benchmarks.GROUPINGS, required=False)
-    experience_threshold = serializers.IntegerField(min_value=1, max_value=1000, default=benchmarks.DEFAULT_EXPERIENCE_THRESHOLD)
-    surgeon_volume_bands = serializers.CharField(required=False, help_text="Band lower bounds, e.g. '5,15' → 0-4, 5-14, 15+.")
+    experience_threshold = serializers.IntegerField(
+        min_value=1, max_value=1000, default=benchmarks.DEFAULT_EXPERIENCE_THRESHOLD
+    )
+    surgeon_volume_bands = serializers.CharField(
+        required=False, help_text="Band lower bounds, e.g. '5,15' → 0-4, 5-14, 15+."
+    )
     centre_volume_bands = serializers.CharField(required=False, help_text="Band lower bounds, e.g. '20,60'.")
 
     def validate_surgeon_volume_bands(self, value):
@@ -92,7 +97,9 @@ class ProportionGroup(serializers.Serializer):
     implantations = serializers.IntegerField(allow_null=True)
     rate = serializers.FloatField(allow_null=True)
     ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
-    suppressed = serializers.BooleanField(required=False, help_text="Present for non-coordinators: small counts are null.")
+    suppressed = serializers.BooleanField(
+        required=False, help_text="Present for non-coordinators: small counts are null."
+    )
 
 
 class ComplicationGroup(ProportionGroup):
@@ -127,7 +134,16 @@ def groups_response(name, group_serializer):
 
 FILTER_PARAMETERS = [
     OpenApiParameter(name, str, description=f"As on /implantations/: {name}.")
-    for name in ("centre", "surgeon", "indication", "implanted_after", "implanted_before", "treated", "complication_type", "surgeon_experience")
+    for name in (
+        "centre",
+        "surgeon",
+        "indication",
+        "implanted_after",
+        "implanted_before",
+        "treated",
+        "complication_type",
+        "surgeon_experience",
+    )
 ]
 
 
@@ -182,14 +198,24 @@ class ComplicationStatsView(StatsView):
 
     @extend_schema(
         parameters=[ComplicationQuery, *FILTER_PARAMETERS],
-        responses={200: groups_response("ComplicationStats", ComplicationGroup), 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 406: ErrorSerializer, 429: ErrorSerializer},
+        responses={
+            200: groups_response("ComplicationStats", ComplicationGroup),
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            406: ErrorSerializer,
+            429: ErrorSerializer,
+        },
     )
     def get(self, request):
         return super().get(request)
 
     def compute(self, request):
         query, rows = self.rows(request)
-        groups = benchmarks.complication_rates(rows, query.type_codes(), query.grouping(), query.validated_data.get("within_days"))
+        groups = benchmarks.complication_rates(
+            rows, query.type_codes(), query.grouping(), query.validated_data.get("within_days")
+        )
         return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "events"))
 
 
@@ -198,7 +224,15 @@ class PumpUseStatsView(StatsView):
 
     @extend_schema(
         parameters=[StatsQuery, *FILTER_PARAMETERS],
-        responses={200: groups_response("PumpUseStats", PumpUseGroup), 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 406: ErrorSerializer, 429: ErrorSerializer},
+        responses={
+            200: groups_response("PumpUseStats", PumpUseGroup),
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            406: ErrorSerializer,
+            429: ErrorSerializer,
+        },
     )
     def get(self, request):
         return super().get(request)
@@ -216,7 +250,15 @@ class SurvivalStatsView(StatsView):
 
     @extend_schema(
         parameters=[SurvivalQuery, *FILTER_PARAMETERS],
-        responses={200: groups_response("SurvivalStats", SurvivalGroup), 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 406: ErrorSerializer, 429: ErrorSerializer},
+        responses={
+            200: groups_response("SurvivalStats", SurvivalGroup),
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            406: ErrorSerializer,
+            429: ErrorSerializer,
+        },
     )
     def get(self, request):
         return super().get(request)

@@ -218,10 +218,27 @@ class VocabularyView(APIView):
 
     permission_classes = [CanReadRegistry]
 
-    @extend_schema(responses={200: {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "label": {"type": "string"}}, "required": ["code", "label"]}}}})
+    @extend_schema(
+        responses={
+            200: {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "label": {"type": "string"}},
+                        "required": ["code", "label"],
+                    },
+                },
+            }
+        }
+    )
     def get(self, request):
         return Response(
-            {name: [{"code": c.value, "label": str(c.label)} for c in choices] for name, choices in FIXED_VOCABULARIES.items()}
+            {
+                name: [{"code": c.value, "label": str(c.label)} for c in choices]
+                for name, choices in FIXED_VOCABULARIES.items()
+            }
         )
 
 
@@ -266,7 +283,6 @@ class RevokeAllTokensView(LogoutAllView):
     """Revoke every token of the requesting user."""
 
 
-
 class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):
     """Monthly benchmark reports: a centre's users see their centres' reports, the coordinator all, investigators none."""
 
@@ -282,12 +298,22 @@ class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):
         return super().perform_content_negotiation(request, force)
 
     def get_queryset(self):
-        return CentreReport.objects.visible_to(self.request.user).select_related("centre", "run").order_by("-run__period", "centre__code", "pk")
+        return (
+            CentreReport.objects.visible_to(self.request.user)
+            .select_related("centre", "run")
+            .order_by("-run__period", "centre__code", "pk")
+        )
 
-    @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The report's PDF."), 404: ErrorSerializer})
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiResponse(description="The report's PDF."), 404: ErrorSerializer}
+    )
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer])
     def pdf(self, request, pk=None):
         report = self.get_object()
         if not report.pdf:
             raise exceptions.NotFound("This report has not been rendered yet.")
-        return FileResponse(report.pdf.open("rb"), content_type="application/pdf", filename=f"{report.centre.code}-{report.run.period:%Y-%m}.pdf")
+        return FileResponse(
+            report.pdf.open("rb"),
+            content_type="application/pdf",
+            filename=f"{report.centre.code}-{report.run.period:%Y-%m}.pdf",
+        )

@@ -12,6 +12,7 @@ SQL that fetches the same rows, measured in the same run. Last, a full CSV
 export of all implantations, with the serving worker's peak memory before and
 after. Writes ``bench/results/api.json``.
 """
+
 import argparse
 import http.client
 import json
@@ -31,17 +32,37 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ENDPOINTS = [
     ("list implantations (page of 50)", "/api/v1/implantations/", {}),
-    ("list implantations, filtered", "/api/v1/implantations/", {"indication": "adjuvant", "treated": "false", "implanted_after": "2022-01-01"}),
+    (
+        "list implantations, filtered",
+        "/api/v1/implantations/",
+        {"indication": "adjuvant", "treated": "false", "implanted_after": "2022-01-01"},
+    ),
     ("list implantations (page of 500)", "/api/v1/implantations/", {"page_size": 500}),
     ("retrieve implantation", "/api/v1/implantations/{id}/", {}),
     ("list patients", "/api/v1/patients/", {}),
     ("list complications", "/api/v1/complications/", {"type": "biliary_sclerosis"}),
     ("list follow-ups", "/api/v1/follow-ups/", {}),
-    ("stats: complications by centre", "/api/v1/stats/complications/", {"type": "catheter_related", "group_by": "centre"}),
-    ("stats: complications by surgeon experience", "/api/v1/stats/complications/", {"type": "any", "group_by": "surgeon_experience"}),
-    ("stats: pump use by indication, filtered", "/api/v1/stats/pump-use/", {"group_by": "indication", "implanted_after": "2020-01-01"}),
+    (
+        "stats: complications by centre",
+        "/api/v1/stats/complications/",
+        {"type": "catheter_related", "group_by": "centre"},
+    ),
+    (
+        "stats: complications by surgeon experience",
+        "/api/v1/stats/complications/",
+        {"type": "any", "group_by": "surgeon_experience"},
+    ),
+    (
+        "stats: pump use by indication, filtered",
+        "/api/v1/stats/pump-use/",
+        {"group_by": "indication", "implanted_after": "2020-01-01"},
+    ),
     ("stats: overall survival by centre", "/api/v1/stats/survival/", {"endpoint": "overall", "group_by": "centre"}),
-    ("stats: pump survival, surgeon volume", "/api/v1/stats/survival/", {"endpoint": "pump_failure", "group_by": "surgeon_volume"}),
+    (
+        "stats: pump survival, surgeon volume",
+        "/api/v1/stats/survival/",
+        {"endpoint": "pump_failure", "group_by": "surgeon_volume"},
+    ),
 ]
 
 BARE_SQL = {
@@ -118,7 +139,12 @@ def load(port, path, token, clients, total):
         raise RuntimeError(errors[0])
     latencies.sort()
     p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)]
-    return {"requests": len(latencies), "p50_ms": round(statistics.median(latencies), 1), "p95_ms": round(p95, 1), "per_second": round(len(latencies) / wall, 1)}
+    return {
+        "requests": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(p95, 1),
+        "per_second": round(len(latencies) / wall, 1),
+    }
 
 
 def peak_rss_kb(pid):
@@ -159,18 +185,57 @@ def main():
         "Membership.objects.get_or_create(user=u, role='coordinator', centre=None);"
         "from registry.models import Implantation; print(Implantation.objects.order_by('-id').values_list('id', flat=True).first())"
     )
-    last_id = subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", setup], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "registry.wsgi:application", "-b", f"127.0.0.1:{args.port}", "-w", str(args.workers),
-         "-k", "gthread", "--threads", str(args.threads), "--timeout", "300", "--no-control-socket"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    last_id = (
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-v", "0", "-c", setup],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
     )
-    results = {"machine": f"{os.cpu_count()} cores", "gunicorn": f"{args.workers} gthread workers x {args.threads} threads", "clients": args.clients, "endpoints": []}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "registry.wsgi:application",
+            "-b",
+            f"127.0.0.1:{args.port}",
+            "-w",
+            str(args.workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(args.threads),
+            "--timeout",
+            "300",
+            "--no-control-socket",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results = {
+        "machine": f"{os.cpu_count()} cores",
+        "gunicorn": f"{args.workers} gthread workers x {args.threads} threads",
+        "clients": args.clients,
+        "endpoints": [],
+    }
     try:
         for _ in range(100):
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=5)
-                connection.request("POST", "/api/v1/auth/token/", body=json.dumps({"username": "bench-coordinator", "password": "bench-password-1"}), headers={"Content-Type": "application/json", "Host": "127.0.0.1"})
+                connection.request(
+                    "POST",
+                    "/api/v1/auth/token/",
+                    body=json.dumps({"username": "bench-coordinator", "password": "bench-password-1"}),
+                    headers={"Content-Type": "application/json", "Host": "127.0.0.1"},
+                )
                 token = json.loads(connection.getresponse().read())["token"]
                 break
             except (ConnectionRefusedError, OSError):
@@ -187,22 +252,31 @@ def main():
             # statistics are computed afresh (the cohort itself stays built).
             single = http.client.HTTPConnection("127.0.0.1", args.port, timeout=300)
             uncached = [
-                request(single, full + ("&" if "?" in full else "?") + f"uncached={index}-{attempt}-{time.time_ns()}", token)[0]
+                request(
+                    single, full + ("&" if "?" in full else "?") + f"uncached={index}-{attempt}-{time.time_ns()}", token
+                )[0]
                 for attempt in range(3)
             ]
             figures = load(args.port, full, token, args.clients, args.requests)
             figures["uncached_single_ms"] = round(statistics.median(uncached), 1)
             sql_name = bare_sql_for(label)
-            figures["bare_sql_ms"] = bare_sql_ms(dsn, sql_name, {"limit": params.get("page_size", 50), "id": int(last_id)})
+            figures["bare_sql_ms"] = bare_sql_ms(
+                dsn, sql_name, {"limit": params.get("page_size", 50), "id": int(last_id)}
+            )
             figures.update(endpoint=label, path=full)
             results["endpoints"].append(figures)
-            print(f"{label:46s} p50 {figures['p50_ms']:7.1f} ms  p95 {figures['p95_ms']:7.1f} ms  {figures['per_second']:6.1f}/s  "
-                  f"uncached alone {figures['uncached_single_ms']:7.1f} ms  bare SQL {figures['bare_sql_ms']:7.2f} ms", flush=True)
+            print(
+                f"{label:46s} p50 {figures['p50_ms']:7.1f} ms  p95 {figures['p95_ms']:7.1f} ms  {figures['per_second']:6.1f}/s  "
+                f"uncached alone {figures['uncached_single_ms']:7.1f} ms  bare SQL {figures['bare_sql_ms']:7.2f} ms",
+                flush=True,
+            )
         # Full CSV export: stream every implantation, watch the workers' peak memory.
         before = {pid: peak_rss_kb(pid) for pid in worker_pids(server.pid)}
         connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=600)
         started = time.perf_counter()
-        connection.request("GET", "/api/v1/implantations/?format=csv", headers={"Authorization": f"Token {token}", "Host": "127.0.0.1"})
+        connection.request(
+            "GET", "/api/v1/implantations/?format=csv", headers={"Authorization": f"Token {token}", "Host": "127.0.0.1"}
+        )
         response = connection.getresponse()
         size, lines, first_byte = 0, 0, None
         while chunk := response.read(65536):
@@ -213,8 +287,11 @@ def main():
         after = {pid: peak_rss_kb(pid) for pid in worker_pids(server.pid)}
         grew = max((after.get(pid) or 0) - (before.get(pid) or 0) for pid in after)
         results["csv_export"] = {
-            "rows": lines - 1, "megabytes": round(size / 1e6, 1), "seconds": round(elapsed, 1),
-            "first_byte_seconds": round(first_byte or 0, 2), "worker_peak_rss_growth_mb": round(grew / 1024, 1),
+            "rows": lines - 1,
+            "megabytes": round(size / 1e6, 1),
+            "seconds": round(elapsed, 1),
+            "first_byte_seconds": round(first_byte or 0, 2),
+            "worker_peak_rss_growth_mb": round(grew / 1024, 1),
             "worker_peak_rss_mb_after": round(max(after.values()) / 1024, 1),
         }
         print("CSV export:", results["csv_export"], flush=True)

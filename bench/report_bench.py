@@ -10,6 +10,7 @@ centre's HTML+PDF and email), the slowest and mean render per centre, the
 queries per centre report, and the worker processes' peak memory. Writes
 ``bench/results/reports.json``.
 """
+
 import argparse
 import json
 import os
@@ -67,12 +68,46 @@ def one_size(size, centres, seed):
     }
     sh([sys.executable, "manage.py", "migrate", "-v", "0"], env)
     started = time.perf_counter()
-    sh([sys.executable, "manage.py", "seed_demo", "--centres", str(centres), "--implantations", str(size), "--seed", str(seed)], env, timeout=3600)
+    sh(
+        [
+            sys.executable,
+            "manage.py",
+            "seed_demo",
+            "--centres",
+            str(centres),
+            "--implantations",
+            str(size),
+            "--seed",
+            str(seed),
+        ],
+        env,
+        timeout=3600,
+    )
     seed_seconds = round(time.perf_counter() - started, 1)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "registry", "worker", "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "-c", "2",
-         "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "worker.log", "w"),
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "registry",
+            "worker",
+            "-Q",
+            env["CELERY_TASK_DEFAULT_QUEUE"],
+            "-c",
+            "2",
+            "-P",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "worker.log", "w"),
     )
     try:
         time.sleep(3)
@@ -80,7 +115,9 @@ def one_size(size, centres, seed):
         sh([sys.executable, "manage.py", "run_reports", "--period", "2026-10"], env)
         with psycopg.connect(dsn) as connection:
             while True:
-                row = connection.execute("SELECT id, status, started_at, finished_at FROM reports_reportrun ORDER BY id DESC LIMIT 1").fetchone()
+                row = connection.execute(
+                    "SELECT id, status, started_at, finished_at FROM reports_reportrun ORDER BY id DESC LIMIT 1"
+                ).fetchone()
                 if row and row[3]:
                     break
                 if time.perf_counter() - clock > 3600:
@@ -91,7 +128,8 @@ def one_size(size, centres, seed):
             run_id, status, run_started, run_finished = row
             stats = connection.execute(
                 "SELECT count(*), count(*) FILTER (WHERE delivery_state = 'sent'), avg(render_seconds), max(render_seconds) "
-                "FROM reports_centrereport WHERE run_id = %s", (run_id,)
+                "FROM reports_centrereport WHERE run_id = %s",
+                (run_id,),
             ).fetchone()
     finally:
         worker.terminate()
@@ -126,7 +164,9 @@ def main():
         results.append(result)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "reports.json").write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "runs": results}, indent=2) + "\n")
+    (out / "reports.json").write_text(
+        json.dumps({"machine": f"{os.cpu_count()} cores", "runs": results}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -155,7 +155,15 @@ class ScopedSaveMixin:
 
 @admin.register(Implantation)
 class ImplantationAdmin(ImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
-    list_display = ["__str__", "centre_code", "surgeon", "implanted_on", "indication", "treated_display", "surgeon_sequence_display"]
+    list_display = [
+        "__str__",
+        "centre_code",
+        "surgeon",
+        "implanted_on",
+        "indication",
+        "treated_display",
+        "surgeon_sequence_display",
+    ]
     list_filter = [
         ImplantationCentreFilter,
         "indication",

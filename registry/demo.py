@@ -42,6 +42,7 @@ comes from) and 10.4% for implanted pumps. Conversion to resection is 31% of
 unresectable implantations. Overall survival median is ~28 months. The pump
 is lost in ~18% of implantations with a complication; the rest are salvaged.
 """
+
 import datetime as dt
 import hashlib
 import math
@@ -174,14 +175,22 @@ BILIARY_SCLEROSIS_UNRESECTABLE = 0.038
 BILIARY_SCLEROSIS_ONSET = (60, 420)
 BILIARY = ComplicationSpec(0.0, 0.0, False, "first_dose", BILIARY_SCLEROSIS_ONSET, 0.05, 0.0)
 EARLY_SURGICAL_TYPES = [
-    "pocket_seroma", "pocket_infection", "hepatic_artery_thrombosis", "catheter_dislodgement", "other",
+    "pocket_seroma",
+    "pocket_infection",
+    "hepatic_artery_thrombosis",
+    "catheter_dislodgement",
+    "other",
 ]
 PUMP_FAILURE_TYPES = {"catheter_occlusion", "catheter_dislodgement", "hepatic_artery_thrombosis", "pump_malfunction"}
 TOXICITIES = ("biliary_sclerosis", "chemical_hepatitis")  # drug effects: may start after the pump is gone
 CLAVIEN_GRADE = {"I": 1, "II": 2, "IIIa": 3, "IIIb": 3, "IVa": 4, "IVb": 4}
 
 HELD_REASONS = [
-    "Neutropenia", "Bilirubin above 1.5x upper limit", "Intercurrent infection", "Patient request", "Abdominal pain",
+    "Neutropenia",
+    "Bilirubin above 1.5x upper limit",
+    "Intercurrent infection",
+    "Patient request",
+    "Abdominal pain",
 ]
 REDUCED_REASONS_TOXICITY = ["ALP above 1.5x baseline", "AST above 3x baseline", "Bilirubin rise"]
 REDUCED_REASONS_OTHER = ["Diarrhoea grade 2", "Fatigue", "Neuropathy", "Thrombocytopenia"]
@@ -195,7 +204,10 @@ DRUG_SCHEDULE = {
     "other": ("mg/m2", [("10", 1.0)], 21),
 }
 DOSE_FLOOR = {
-    "fudr": Decimal("0.01"), "oxaliplatin": Decimal("25"), "5fu": Decimal("100"), "irinotecan": Decimal("25"),
+    "fudr": Decimal("0.01"),
+    "oxaliplatin": Decimal("25"),
+    "5fu": Decimal("100"),
+    "irinotecan": Decimal("25"),
     "other": Decimal("0.1"),
 }
 
@@ -595,19 +607,23 @@ class CaseFactory:
                 test = self._liver_test(day, baseline, complications, False)
                 liver_tests.append(test)
                 change, why = "full", ""
-                toxic = any(
-                    c[0] in TOXICITIES and c[1]["onset_on"] <= day for c in complications
-                )
+                toxic = any(c[0] in TOXICITIES and c[1]["onset_on"] <= day for c in complications)
                 if cycle and rng.random() < 0.06:
                     change, why = "held", rng.choice(HELD_REASONS)
                 elif cycle and (toxic and rng.random() < 0.7 or rng.random() < 0.10):
                     change = "reduced"
                     why = rng.choice(REDUCED_REASONS_TOXICITY if toxic or drug == "fudr" else REDUCED_REASONS_OTHER)
                     dose = max(DOSE_FLOOR[drug], (dose / 2).quantize(Decimal("0.001")))
-                treatments.append({
-                    "given_on": day, "drug": drug, "dose": dose, "dose_unit": unit,
-                    "dose_change": change, "dose_change_reason": why,
-                })
+                treatments.append(
+                    {
+                        "given_on": day,
+                        "drug": drug,
+                        "dose": dose,
+                        "dose_unit": unit,
+                        "dose_change": change,
+                        "dose_change_reason": why,
+                    }
+                )
                 given += 1
             completed = given == planned
         else:
@@ -618,8 +634,14 @@ class CaseFactory:
                 # A cycle was planned and held: recorded, but not a dose.
                 unit, starts, _ = DRUG_SCHEDULE["fudr"]
                 treatments.append(
-                    {"given_on": first_dose, "drug": "fudr", "dose": Decimal(starts[0][0]), "dose_unit": unit,
-                     "dose_change": "held", "dose_change_reason": "Extrahepatic perfusion suspected; cycle held"}
+                    {
+                        "given_on": first_dose,
+                        "drug": "fudr",
+                        "dose": Decimal(starts[0][0]),
+                        "dose_unit": unit,
+                        "dose_change": "held",
+                        "dose_change_reason": "Extrahepatic perfusion suspected; cycle held",
+                    }
                 )
 
         # --- end of pump use
@@ -642,8 +664,11 @@ class CaseFactory:
             candidate = imp + rng.randint(14, 180)
             if candidate <= end:
                 pump_end = candidate
-                end_reason = {"surgical_complication": "complication", "progression": "progression",
-                              "patient_choice": "patient_choice"}.get(reason, "other")
+                end_reason = {
+                    "surgical_complication": "complication",
+                    "progression": "progression",
+                    "patient_choice": "patient_choice",
+                }.get(reason, "other")
                 explanted = rng.random() < 0.3
         if pump_end is not None:
             # A device problem cannot start after the pump is gone; toxicities may.
@@ -672,8 +697,10 @@ class CaseFactory:
         lines.reverse()
         number = prior_lines
         concurrent_p = {
-            "unresectable_first_line": 0.85, "unresectable_after_progression": 0.7,
-            "unresectable_icca": 0.6, "adjuvant": 0.5,
+            "unresectable_first_line": 0.85,
+            "unresectable_after_progression": 0.7,
+            "unresectable_icca": 0.6,
+            "adjuvant": 0.5,
         }.get(indication, 0.4)
         if rng.random() < concurrent_p:
             began = imp + _clamp(round(rng.gauss(35, 6)), 21, 60)
@@ -706,27 +733,34 @@ class CaseFactory:
         follow_ups = []
         for contact in contacts:
             is_death = dead and contact == final_contact
-            follow_ups.append({
-                "contact_on": contact,
-                "vital_status": "dead" if is_death else "alive",
-                "died_on": death if is_death else None,
-                "response": response if treated and contact >= first_dose + 56 else "",
-                "resected": bool(resection and resection <= contact),
-                "resection_on": resection if resection and resection <= contact else None,
-                "resection_margin": margin if resection and resection <= contact else "",
-                "hepatic_progression_on": hepatic_seen if hepatic_seen and hepatic_seen <= contact else None,
-                "progression_on": any_progression if any_progression and any_progression <= contact else None,
-                "pump_ended_on": pump_end if pump_end and pump_end <= contact else None,
-                "pump_end_reason": end_reason if pump_end and pump_end <= contact else "",
-                "pump_explanted": explanted if pump_end and pump_end <= contact else False,
-                "pump_never_used": not treated,
-            })
+            follow_ups.append(
+                {
+                    "contact_on": contact,
+                    "vital_status": "dead" if is_death else "alive",
+                    "died_on": death if is_death else None,
+                    "response": response if treated and contact >= first_dose + 56 else "",
+                    "resected": bool(resection and resection <= contact),
+                    "resection_on": resection if resection and resection <= contact else None,
+                    "resection_margin": margin if resection and resection <= contact else "",
+                    "hepatic_progression_on": hepatic_seen if hepatic_seen and hepatic_seen <= contact else None,
+                    "progression_on": any_progression if any_progression and any_progression <= contact else None,
+                    "pump_ended_on": pump_end if pump_end and pump_end <= contact else None,
+                    "pump_end_reason": end_reason if pump_end and pump_end <= contact else "",
+                    "pump_explanted": explanted if pump_end and pump_end <= contact else False,
+                    "pump_never_used": not treated,
+                }
+            )
 
         # --- when each row was entered: a few days after the event, never before its implantation's row
         case_entered = self.entered(imp)
         patient["created_at"] = implantation["created_at"] = case_entered
-        for rows, name in ((treatments, "given_on"), (liver_tests, "measured_on"), (checks, "checked_on"),
-                           (lines, "started_on"), (follow_ups, "contact_on")):
+        for rows, name in (
+            (treatments, "given_on"),
+            (liver_tests, "measured_on"),
+            (checks, "checked_on"),
+            (lines, "started_on"),
+            (follow_ups, "contact_on"),
+        ):
             for row in rows:
                 row["created_at"] = self.entered(row[name], after=case_entered)
         for _, fields in complications:
@@ -809,8 +843,17 @@ class CaseFactory:
                 management = _pick(rng, [("medical", 0.7), ("none", 0.3)])
             else:
                 management = _pick(rng, [("medical", 0.85), ("ir_procedure", 0.10), ("reoperation", 0.05)])
-        return (code, {"onset_on": onset, "grade": grade, "clavien_dindo": cd, "management": management,
-                       "pump_lost": lost, "related_to_pump": related})
+        return (
+            code,
+            {
+                "onset_on": onset,
+                "grade": grade,
+                "clavien_dindo": cd,
+                "management": management,
+                "pump_lost": lost,
+                "related_to_pump": related,
+            },
+        )
 
     def _liver_test(self, day, baseline, complications, is_baseline):
         rng = self.rng
@@ -830,8 +873,11 @@ class CaseFactory:
         if ast_v is None and alp_v is None and bili_v is None:
             ast_v = round(ast)
         return {
-            "measured_on": day, "is_baseline": is_baseline,
-            "ast_u_per_l": ast_v, "alp_u_per_l": alp_v, "bilirubin_umol_per_l": bili_v,
+            "measured_on": day,
+            "is_baseline": is_baseline,
+            "ast_u_per_l": ast_v,
+            "alp_u_per_l": alp_v,
+            "bilirubin_umol_per_l": bili_v,
         }
 
     def _line(self, number, tumour, ras, began, ends, end, dead):
@@ -866,7 +912,14 @@ class CaseFactory:
 def clinical_models():
     """Clinical tables, children first."""
     from .models import (
-        Complication, FollowUp, Implantation, LiverTest, Patient, PerfusionCheck, SystemicTherapyLine, Treatment,
+        Complication,
+        FollowUp,
+        Implantation,
+        LiverTest,
+        Patient,
+        PerfusionCheck,
+        SystemicTherapyLine,
+        Treatment,
     )
 
     return [FollowUp, LiverTest, Complication, PerfusionCheck, Treatment, SystemicTherapyLine, Implantation, Patient]
@@ -1058,8 +1111,19 @@ def seed_registry(
     factory = CaseFactory(rng, plans, reference_date)
     counts = {
         m._meta.label: 0
-        for m in (Centre, Surgeon, ReportRecipient, Patient, Implantation, Treatment, Complication, LiverTest,
-                  PerfusionCheck, SystemicTherapyLine, FollowUp)
+        for m in (
+            Centre,
+            Surgeon,
+            ReportRecipient,
+            Patient,
+            Implantation,
+            Treatment,
+            Complication,
+            LiverTest,
+            PerfusionCheck,
+            SystemicTherapyLine,
+            FollowUp,
+        )
     }
 
     with transaction.atomic():
@@ -1075,7 +1139,8 @@ def seed_registry(
             plan.pk = row.pk
         surgeon_rows = [
             Surgeon(code=s.code, centre_id=c.pk, prior_pump_count=s.prior, active=s.left is None)
-            for c in plans for s in c.surgeons
+            for c in plans
+            for s in c.surgeons
         ]
         surgeon_rows = _bulk(Surgeon, surgeon_rows, batch_size)
         flat = [s for c in plans for s in c.surgeons]
@@ -1084,8 +1149,10 @@ def seed_registry(
         recipients = []
         for c in plans:
             domain = f"{c.code.lower()}.demo.example.org"
-            recipients += [ReportRecipient(centre_id=c.pk, email=f"hai-lead@{domain}"),
-                           ReportRecipient(centre_id=c.pk, email=f"registry-office@{domain}")]
+            recipients += [
+                ReportRecipient(centre_id=c.pk, email=f"hai-lead@{domain}"),
+                ReportRecipient(centre_id=c.pk, email=f"registry-office@{domain}"),
+            ]
         _bulk(ReportRecipient, recipients, batch_size)
         counts["sites.Centre"], counts["sites.Surgeon"] = len(plans), len(flat)
         counts["sites.ReportRecipient"] = len(recipients)
@@ -1099,25 +1166,39 @@ def seed_registry(
         }
 
         for start in range(0, len(skeletons), batch_size):
-            chunk = skeletons[start:start + batch_size]
+            chunk = skeletons[start : start + batch_size]
             cases = [factory.build(sk) for sk in chunk]
-            patients = _bulk(Patient, [
-                Patient(
-                    centre_id=plans[sk.centre].pk,
-                    **{**case.patient, "consent_on": _date(case.patient["consent_on"]),
-                       "created_at": _stamp(case.patient["created_at"])},
-                )
-                for sk, case in zip(chunk, cases)
-            ], batch_size)
-            implants = _bulk(Implantation, [
-                Implantation(
-                    patient_id=patient.pk,
-                    surgeon_id=plans[sk.centre].surgeons[sk.surgeon].pk,
-                    **{**case.implantation, "implanted_on": _date(case.implantation["implanted_on"]),
-                       "created_at": _stamp(case.implantation["created_at"])},
-                )
-                for sk, case, patient in zip(chunk, cases, patients)
-            ], batch_size)
+            patients = _bulk(
+                Patient,
+                [
+                    Patient(
+                        centre_id=plans[sk.centre].pk,
+                        **{
+                            **case.patient,
+                            "consent_on": _date(case.patient["consent_on"]),
+                            "created_at": _stamp(case.patient["created_at"]),
+                        },
+                    )
+                    for sk, case in zip(chunk, cases)
+                ],
+                batch_size,
+            )
+            implants = _bulk(
+                Implantation,
+                [
+                    Implantation(
+                        patient_id=patient.pk,
+                        surgeon_id=plans[sk.centre].surgeons[sk.surgeon].pk,
+                        **{
+                            **case.implantation,
+                            "implanted_on": _date(case.implantation["implanted_on"]),
+                            "created_at": _stamp(case.implantation["created_at"]),
+                        },
+                    )
+                    for sk, case, patient in zip(chunk, cases, patients)
+                ],
+                batch_size,
+            )
             children = {model: [] for model in writers}
             for case, patient, implant in zip(cases, patients, implants):
                 pk = implant.pk
@@ -1126,8 +1207,13 @@ def seed_registry(
                     for t in case.treatments
                 ]
                 children[Complication] += [
-                    dict(c, implantation_id=pk, type_id=types[code], onset_on=_date(c["onset_on"]),
-                         created_at=_stamp(c["created_at"]))
+                    dict(
+                        c,
+                        implantation_id=pk,
+                        type_id=types[code],
+                        onset_on=_date(c["onset_on"]),
+                        created_at=_stamp(c["created_at"]),
+                    )
                     for code, c in case.complications
                 ]
                 children[LiverTest] += [
@@ -1139,13 +1225,22 @@ def seed_registry(
                     for p in case.perfusion_checks
                 ]
                 children[SystemicTherapyLine] += [
-                    dict(line, patient_id=patient.pk, started_on=_date(line["started_on"]),
-                         ended_on=_date(line["ended_on"]), created_at=_stamp(line["created_at"]))
+                    dict(
+                        line,
+                        patient_id=patient.pk,
+                        started_on=_date(line["started_on"]),
+                        ended_on=_date(line["ended_on"]),
+                        created_at=_stamp(line["created_at"]),
+                    )
                     for line in case.systemic_lines
                 ]
                 children[FollowUp] += [
-                    dict(f, implantation_id=pk, created_at=_stamp(f["created_at"]),
-                         **{name: _date(f[name]) for name in FOLLOW_UP_DATES})
+                    dict(
+                        f,
+                        implantation_id=pk,
+                        created_at=_stamp(f["created_at"]),
+                        **{name: _date(f[name]) for name in FOLLOW_UP_DATES},
+                    )
                     for f in case.follow_ups
                 ]
             counts["registry.Patient"] += len(patients)
@@ -1165,7 +1260,14 @@ def registry_digest():
     from sites.models import Centre, Membership, ReportRecipient, Surgeon
 
     from .models import (
-        Complication, FollowUp, Implantation, LiverTest, Patient, PerfusionCheck, SystemicTherapyLine, Treatment,
+        Complication,
+        FollowUp,
+        Implantation,
+        LiverTest,
+        Patient,
+        PerfusionCheck,
+        SystemicTherapyLine,
+        Treatment,
     )
 
     # Foreign keys are replaced by the natural key of the row they point at.
@@ -1178,13 +1280,21 @@ def registry_digest():
         "user": "user__username",
     }
     digest = hashlib.sha256()
-    for model in (Centre, Surgeon, ReportRecipient, Membership, Patient, Implantation, SystemicTherapyLine,
-                  Treatment, Complication, LiverTest, PerfusionCheck, FollowUp):
-        names = [
-            natural_keys.get(f.name, f.name)
-            for f in model._meta.concrete_fields
-            if not f.primary_key
-        ]
+    for model in (
+        Centre,
+        Surgeon,
+        ReportRecipient,
+        Membership,
+        Patient,
+        Implantation,
+        SystemicTherapyLine,
+        Treatment,
+        Complication,
+        LiverTest,
+        PerfusionCheck,
+        FollowUp,
+    ):
+        names = [natural_keys.get(f.name, f.name) for f in model._meta.concrete_fields if not f.primary_key]
         digest.update(model._meta.label.encode())
         for row in sorted(repr(row) for row in model._base_manager.values_list(*names)):
             digest.update(row.encode())

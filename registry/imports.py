@@ -3,6 +3,7 @@
 See ``ImplantationResource`` for the columns, the rules and the example file
 ``docs/import_template.csv``.
 """
+
 import datetime
 import re
 
@@ -322,9 +323,7 @@ class ImplantationResource(resources.ModelResource):
         repeated = sorted({h for h in headers if h in known and headers.count(h) > 1})
         problems = []
         if unknown:
-            problems.append(
-                f"Unknown column(s): {', '.join(unknown)}. Allowed columns: {', '.join(COLUMNS)}."
-            )
+            problems.append(f"Unknown column(s): {', '.join(unknown)}. Allowed columns: {', '.join(COLUMNS)}.")
         if repeated:
             problems.append(f"Column(s) given more than once: {', '.join(repeated)}.")
         if problems:

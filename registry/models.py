@@ -7,6 +7,7 @@ through the helpers in ``registry.rules``. Derived values (treated, days to
 first dose, surgeon sequence) are computed in ``registry.selectors`` and are
 never stored or typed in.
 """
+
 import secrets
 from decimal import Decimal
 
@@ -60,7 +61,9 @@ def new_pseudonym():
 class ComplicationType(models.Model):
     """Controlled vocabulary of complications; the coordinator extends it."""
 
-    code = models.SlugField(max_length=40, unique=True, help_text="Stable code used by the API, e.g. 'biliary_sclerosis'.")
+    code = models.SlugField(
+        max_length=40, unique=True, help_text="Stable code used by the API, e.g. 'biliary_sclerosis'."
+    )
     name = models.CharField(max_length=120, unique=True)
     grading_system = models.CharField(max_length=20, choices=GradingSystem.choices)
     catheter_related = models.BooleanField(
@@ -109,7 +112,9 @@ class Patient(models.Model):
     class Meta:
         ordering = ["pseudonym"]
         constraints = [
-            models.CheckConstraint(condition=Q(birth_year__gte=1900, birth_year__lte=2100), name="patient_birth_year_range"),
+            models.CheckConstraint(
+                condition=Q(birth_year__gte=1900, birth_year__lte=2100), name="patient_birth_year_range"
+            ),
             models.CheckConstraint(condition=Q(prior_systemic_lines__lte=15), name="patient_prior_lines_range"),
             models.CheckConstraint(condition=Q(liver_metastases_count__lte=200), name="patient_metastases_range"),
         ]
@@ -163,13 +168,18 @@ class Implantation(models.Model):
     indication = models.CharField(max_length=40, choices=Indication.choices)
     approach = models.CharField(max_length=20, choices=Approach.choices)
     device = models.CharField(max_length=30, choices=Device.choices)
-    catheter_vessel = models.CharField(max_length=20, choices=CatheterVessel.choices, default=CatheterVessel.GASTRODUODENAL)
+    catheter_vessel = models.CharField(
+        max_length=20, choices=CatheterVessel.choices, default=CatheterVessel.GASTRODUODENAL
+    )
     accessory_arteries_ligated = models.BooleanField(default=False)
     concurrent_colorectal_resection = models.BooleanField(default=False)
     concurrent_hepatectomy = models.BooleanField(default=False)
     concurrent_ablation = models.BooleanField(default=False)
     operative_minutes = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(10), MaxValueValidator(1440)], verbose_name="operative time (min)"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(10), MaxValueValidator(1440)],
+        verbose_name="operative time (min)",
     )
     blood_loss_ml = models.PositiveIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(20000)], verbose_name="blood loss (mL)"
@@ -224,7 +234,9 @@ class Implantation(models.Model):
                 condition=Q(never_treated_reason="") | Q(never_treated_reason__in=NeverTreatedReason.values),
                 name="implantation_never_treated_reason_vocabulary",
             ),
-            models.CheckConstraint(condition=Q(indication__in=Indication.values), name="implantation_indication_vocabulary"),
+            models.CheckConstraint(
+                condition=Q(indication__in=Indication.values), name="implantation_indication_vocabulary"
+            ),
             models.CheckConstraint(condition=Q(approach__in=Approach.values), name="implantation_approach_vocabulary"),
             models.CheckConstraint(condition=Q(device__in=Device.values), name="implantation_device_vocabulary"),
         ]
@@ -403,7 +415,9 @@ class Treatment(ImplantationChild):
     class Meta:
         ordering = ["given_on", "id"]
         constraints = [
-            models.CheckConstraint(condition=_dose_range_condition(), name="treatment_dose_plausible_for_drug_and_unit"),
+            models.CheckConstraint(
+                condition=_dose_range_condition(), name="treatment_dose_plausible_for_drug_and_unit"
+            ),
             models.CheckConstraint(
                 condition=Q(dose_change="full") | ~Q(dose_change_reason=""),
                 name="treatment_change_has_reason",
@@ -496,11 +510,20 @@ class LiverTest(ImplantationChild):
 
     implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="liver_tests")
     measured_on = models.DateField()
-    is_baseline = models.BooleanField(default=False, help_text="Baseline tests are taken up to 90 days before the implantation.")
-    ast_u_per_l = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="AST (U/L)")
-    alp_u_per_l = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="ALP (U/L)")
+    is_baseline = models.BooleanField(
+        default=False, help_text="Baseline tests are taken up to 90 days before the implantation."
+    )
+    ast_u_per_l = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="AST (U/L)"
+    )
+    alp_u_per_l = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="ALP (U/L)"
+    )
     bilirubin_umol_per_l = models.DecimalField(
-        max_digits=6, decimal_places=1, null=True, blank=True,
+        max_digits=6,
+        decimal_places=1,
+        null=True,
+        blank=True,
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
         verbose_name="total bilirubin (µmol/L)",
     )
@@ -511,13 +534,16 @@ class LiverTest(ImplantationChild):
         ordering = ["measured_on", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(ast_u_per_l__isnull=False) | Q(alp_u_per_l__isnull=False) | Q(bilirubin_umol_per_l__isnull=False),
+                condition=Q(ast_u_per_l__isnull=False)
+                | Q(alp_u_per_l__isnull=False)
+                | Q(bilirubin_umol_per_l__isnull=False),
                 name="liver_test_has_a_value",
             ),
             models.CheckConstraint(condition=Q(ast_u_per_l__lte=10000), name="liver_test_ast_range"),
             models.CheckConstraint(condition=Q(alp_u_per_l__lte=10000), name="liver_test_alp_range"),
             models.CheckConstraint(
-                condition=Q(bilirubin_umol_per_l__gte=0, bilirubin_umol_per_l__lte=1000), name="liver_test_bilirubin_range"
+                condition=Q(bilirubin_umol_per_l__gte=0, bilirubin_umol_per_l__lte=1000),
+                name="liver_test_bilirubin_range",
             ),
         ]
 
@@ -560,9 +586,12 @@ class SystemicTherapyLine(models.Model):
         ordering = ["patient", "line_number"]
         constraints = [
             models.UniqueConstraint(fields=["patient", "line_number"], name="systemic_line_unique_number"),
-            models.CheckConstraint(condition=Q(line_number__gte=1, line_number__lte=15), name="systemic_line_number_range"),
             models.CheckConstraint(
-                condition=Q(ended_on__isnull=True) | Q(ended_on__gte=F("started_on")), name="systemic_line_end_after_start"
+                condition=Q(line_number__gte=1, line_number__lte=15), name="systemic_line_number_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_on__isnull=True) | Q(ended_on__gte=F("started_on")),
+                name="systemic_line_end_after_start",
             ),
         ]
 
@@ -603,7 +632,9 @@ class FollowUp(ImplantationChild):
     contact_on = models.DateField(verbose_name="date of contact", help_text="Last date the patient's status was known.")
     vital_status = models.CharField(max_length=10, choices=VitalStatus.choices)
     died_on = models.DateField(null=True, blank=True, verbose_name="date of death")
-    response = models.CharField(max_length=2, choices=Response.choices, blank=True, verbose_name="best response (RECIST)")
+    response = models.CharField(
+        max_length=2, choices=Response.choices, blank=True, verbose_name="best response (RECIST)"
+    )
     resected = models.BooleanField(default=False, verbose_name="converted to resection")
     resection_on = models.DateField(null=True, blank=True)
     resection_margin = models.CharField(max_length=2, choices=ResectionMargin.choices, blank=True)
@@ -629,7 +660,8 @@ class FollowUp(ImplantationChild):
                 name="follow_up_death_date_iff_dead",
             ),
             models.CheckConstraint(
-                condition=Q(died_on__isnull=True) | Q(died_on__lte=F("contact_on")), name="follow_up_death_not_after_contact"
+                condition=Q(died_on__isnull=True) | Q(died_on__lte=F("contact_on")),
+                name="follow_up_death_not_after_contact",
             ),
             models.CheckConstraint(
                 condition=(Q(resected=True) & Q(resection_on__isnull=False))
@@ -649,7 +681,9 @@ class FollowUp(ImplantationChild):
             ],
             *[
                 models.CheckConstraint(
-                    condition=Q(died_on__isnull=True) | Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__lte": F("died_on")}),
+                    condition=Q(died_on__isnull=True)
+                    | Q(**{f"{name}__isnull": True})
+                    | Q(**{f"{name}__lte": F("died_on")}),
                     name=f"follow_up_{name}_not_after_death",
                 )
                 for name in ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")

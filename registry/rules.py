@@ -4,6 +4,7 @@ Models call these from ``clean()``; the admin's inline formsets call
 ``never_treated_errors`` with the rows as they stand in the form, before
 anything is saved.
 """
+
 from django.utils import timezone
 
 

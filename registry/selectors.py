@@ -1,4 +1,5 @@
 """Reads: values derived from the record, never stored or typed in."""
+
 from django.db.models import Count, DateField, Exists, F, IntegerField, Min, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
@@ -21,7 +22,10 @@ def _earlier_implantations_of_surgeon():
 
     return (
         Implantation.objects.filter(surgeon=OuterRef("surgeon"))
-        .filter(Q(implanted_on__lt=OuterRef("implanted_on")) | Q(implanted_on=OuterRef("implanted_on"), id__lt=OuterRef("id")))
+        .filter(
+            Q(implanted_on__lt=OuterRef("implanted_on"))
+            | Q(implanted_on=OuterRef("implanted_on"), id__lt=OuterRef("id"))
+        )
         .order_by()
         .values("surgeon")
         .annotate(n=Count("*"))
@@ -54,12 +58,13 @@ def implantation_derived(implantation):
     elif implantation.pk is None:
         return {"treated": False, "days_to_first_dose": None, "surgeon_sequence": None}
     else:
-        row = annotate_derived(type(implantation).objects.filter(pk=implantation.pk)).values(
-            "derived_treated", "derived_first_dose_on", "derived_surgeon_sequence"
-        ).get()
+        row = (
+            annotate_derived(type(implantation).objects.filter(pk=implantation.pk))
+            .values("derived_treated", "derived_first_dose_on", "derived_surgeon_sequence")
+            .get()
+        )
         treated = row["derived_treated"]
         first_dose_on = row["derived_first_dose_on"]
         sequence = row["derived_surgeon_sequence"]
     days = (first_dose_on - implantation.implanted_on).days if first_dose_on else None
     return {"treated": treated, "days_to_first_dose": days, "surgeon_sequence": sequence}
-

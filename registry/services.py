@@ -1,4 +1,5 @@
 """Writes to the clinical record. Admin, import and API all save through here."""
+
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from simple_history.utils import update_change_reason

@@ -2,6 +2,7 @@
 
 Production sets DEBUG=0, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL.
 """
+
 import os
 from datetime import timedelta
 from pathlib import Path

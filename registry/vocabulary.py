@@ -3,6 +3,7 @@
 Complication types are a table instead (``ComplicationType``) because the
 coordinator extends them.
 """
+
 from django.db import models
 
 

@@ -4,6 +4,7 @@ The API's ``stats`` endpoints and the monthly reports call these functions;
 each takes cohort rows (``reports.cohort.cohort``) and returns plain dicts.
 Rates use every implantation as the denominator (intention to treat).
 """
+
 import statistics as pystats
 from collections import OrderedDict
 
@@ -21,8 +22,14 @@ CATHETER_RELATED = "catheter_related"
 class Grouping:
     """How rows are put into groups, and in which order the groups are shown."""
 
-    def __init__(self, group_by=None, *, experience_threshold=DEFAULT_EXPERIENCE_THRESHOLD,
-                 surgeon_volume_bands=DEFAULT_SURGEON_VOLUME_BANDS, centre_volume_bands=DEFAULT_CENTRE_VOLUME_BANDS):
+    def __init__(
+        self,
+        group_by=None,
+        *,
+        experience_threshold=DEFAULT_EXPERIENCE_THRESHOLD,
+        surgeon_volume_bands=DEFAULT_SURGEON_VOLUME_BANDS,
+        centre_volume_bands=DEFAULT_CENTRE_VOLUME_BANDS,
+    ):
         if group_by is not None and group_by not in GROUPINGS:
             raise ValueError(f"group_by must be one of {GROUPINGS}")
         self.group_by = group_by

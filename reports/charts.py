@@ -14,6 +14,7 @@ charts can share one HTML document without clashing clip paths.
 
 No chart ever names another centre: other centres are plain grey dots.
 """
+
 import io
 import math
 import re
@@ -62,9 +63,24 @@ RC = {
 
 _ID = re.compile(r'\bid="([^"]+)"')
 _PRESENTATION = {
-    "clip-path", "fill", "fill-opacity", "fill-rule", "font-family", "font-size", "font-style", "font-weight",
-    "opacity", "stroke", "stroke-dasharray", "stroke-dashoffset", "stroke-linecap", "stroke-linejoin",
-    "stroke-miterlimit", "stroke-opacity", "stroke-width", "text-anchor",
+    "clip-path",
+    "fill",
+    "fill-opacity",
+    "fill-rule",
+    "font-family",
+    "font-size",
+    "font-style",
+    "font-weight",
+    "opacity",
+    "stroke",
+    "stroke-dasharray",
+    "stroke-dashoffset",
+    "stroke-linecap",
+    "stroke-linejoin",
+    "stroke-miterlimit",
+    "stroke-opacity",
+    "stroke-width",
+    "text-anchor",
 }
 
 
@@ -88,7 +104,7 @@ def _svg(fig, prefix):
     with matplotlib.rc_context(RC):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
     ids = set(_ID.findall(text))
 
@@ -101,12 +117,18 @@ def _svg(fig, prefix):
     text = re.sub(r'(xlink:href="#)([^"]+)', rename, text)
     # WeasyPrint reads style="…" of inline SVG as HTML CSS too and logs every SVG-only
     # property as unknown; presentation attributes draw the same without the noise.
-    text = re.sub(r'\s*<defs>\s*<style type="text/css">\*\{stroke-linejoin: round; stroke-linecap: butt\}</style>\s*</defs>',
-                  "", text, count=1)
+    text = re.sub(
+        r'\s*<defs>\s*<style type="text/css">\*\{stroke-linejoin: round; stroke-linecap: butt\}</style>\s*</defs>',
+        "",
+        text,
+        count=1,
+    )
     text = re.sub(r'style="([^"]*)"', _presentation_attributes, text)
     text = text.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
     # Scale to the width of the box it sits in; the viewBox keeps the aspect ratio.
-    text = re.sub(r'width="[\d.]+pt" height="[\d.]+pt"', 'width="100%" preserveAspectRatio="xMidYMid meet"', text, count=1)
+    text = re.sub(
+        r'width="[\d.]+pt" height="[\d.]+pt"', 'width="100%" preserveAspectRatio="xMidYMid meet"', text, count=1
+    )
     return text.replace("<svg ", f'<svg class="chart" role="img" aria-label="{prefix}" ', 1).strip()
 
 
@@ -138,18 +160,42 @@ def funnel_svg(funnel, centre_code, *, prefix="funnel", width_cm=16.5, height_cm
         ax.axhline(theta0, color=REGISTRY, lw=0.9, ls=(0, (1, 1.5)), label=f"Registry rate {theta0:.1%}")
         others = [p for p in funnel["points"] if not p["own"]]
         if others:
-            ax.scatter([p["n"] for p in others], [p["rate"] for p in others], s=30, color=OTHERS,
-                       edgecolor="white", linewidth=0.5, zorder=3, label="Other centres (anonymous)")
+            ax.scatter(
+                [p["n"] for p in others],
+                [p["rate"] for p in others],
+                s=30,
+                color=OTHERS,
+                edgecolor="white",
+                linewidth=0.5,
+                zorder=3,
+                label="Other centres (anonymous)",
+            )
         own = [p for p in funnel["points"] if p["own"]]
         x_max = ns[-1] if ns else 1
         x_min = ns[0] if ns else 0
         for point in own:
-            ax.scatter([point["n"]], [point["rate"]], s=70, color=OWN, edgecolor="white", linewidth=0.8, zorder=4,
-                       label=f"{centre_code} (your centre)")
+            ax.scatter(
+                [point["n"]],
+                [point["rate"]],
+                s=70,
+                color=OWN,
+                edgecolor="white",
+                linewidth=0.8,
+                zorder=4,
+                label=f"{centre_code} (your centre)",
+            )
             right = point["n"] > x_min + 0.7 * (x_max - x_min)
-            ax.annotate(f"{centre_code}  {point['rate']:.1%}", (point["n"], point["rate"]),
-                        xytext=(-8 if right else 8, 6), textcoords="offset points", ha="right" if right else "left",
-                        fontsize=8, color=OWN, fontweight="bold", zorder=5)
+            ax.annotate(
+                f"{centre_code}  {point['rate']:.1%}",
+                (point["n"], point["rate"]),
+                xytext=(-8 if right else 8, 6),
+                textcoords="offset points",
+                ha="right" if right else "left",
+                fontsize=8,
+                color=OWN,
+                fontweight="bold",
+                zorder=5,
+            )
         rates = [p["rate"] for p in funnel["points"]]
         y_hi = max([*rates, theta0 * 1.5, 0.05]) * 1.15
         # Do not let the very wide mouth of the funnel squash the dots.
@@ -180,14 +226,30 @@ def cusum_svg(surgeon, *, prefix, width_cm=8.4, height_cm=6.2):
         h = surgeon["h"]
         ax.step(xs, ys, where="post", color=OWN, lw=1.1)
         events = [p for p in points if p["event"]]
-        ax.plot([p["sequence"] for p in events], [0] * len(events), ls="none", marker="|", ms=5, color="#555555",
-                clip_on=False)
+        ax.plot(
+            [p["sequence"] for p in events],
+            [0] * len(events),
+            ls="none",
+            marker="|",
+            ms=5,
+            color="#555555",
+            clip_on=False,
+        )
         if h is not None:
             ax.axhline(h, color=SIGNAL, lw=0.9, ls=(0, (4, 2)))
         signals = [p for p in points if p["signal"]]
         if signals:
-            ax.plot([p["sequence"] for p in signals], [p["value"] for p in signals], ls="none", marker="o", ms=5,
-                    mfc=SIGNAL, mec="white", mew=0.6, zorder=4)
+            ax.plot(
+                [p["sequence"] for p in signals],
+                [p["value"] for p in signals],
+                ls="none",
+                marker="o",
+                ms=5,
+                mfc=SIGNAL,
+                mec="white",
+                mew=0.6,
+                zorder=4,
+            )
         x_lo, x_hi = (min(xs), max(xs)) if xs else (1, 25)
         span_lo = min(x_lo, 25) if x_lo - 25 <= max(10, 0.3 * (x_hi - x_lo)) else x_lo
         x_lo_axis = max(0, span_lo - 1)
@@ -199,11 +261,27 @@ def cusum_svg(surgeon, *, prefix, width_cm=8.4, height_cm=6.2):
             ax.axvline(25, color=MARK_25, lw=0.9)
             ax.text(25, y_top * 0.97, " 25th pump", color=MARK_25, fontsize=7, va="top", ha="left")
         else:
-            ax.text(0.01, 0.97, "◀ 25th pump placed earlier", transform=ax.transAxes, color=MARK_25, fontsize=7,
-                    va="top", ha="left")
+            ax.text(
+                0.01,
+                0.97,
+                "◀ 25th pump placed earlier",
+                transform=ax.transAxes,
+                color=MARK_25,
+                fontsize=7,
+                va="top",
+                ha="left",
+            )
         if h is not None:
-            ax.text(0.99, h / y_top + 0.015, f"h = {h:.2f}", transform=ax.transAxes, color=SIGNAL, fontsize=7,
-                    ha="right", va="bottom")
+            ax.text(
+                0.99,
+                h / y_top + 0.015,
+                f"h = {h:.2f}",
+                transform=ax.transAxes,
+                color=SIGNAL,
+                fontsize=7,
+                ha="right",
+                va="bottom",
+            )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=7))
         ax.set_xlabel("Pump number (pre-registry pumps included)", fontsize=7.5)
         ax.set_ylabel("CUSUM", fontsize=7.5)
@@ -231,8 +309,14 @@ def km_svg(endpoint, centre_code, *, prefix, width_cm=8.4, height_cm=6.6):
         centre = endpoint["centre"]
         if registry["curve"]:
             xs, ys = _steps(registry["curve"])
-            ax.step(xs, ys, where="post", color=REGISTRY, lw=1.1, label=f"Registry (n = {registry['n']})"
-                    if registry["n"] is not None else "Registry")
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color=REGISTRY,
+                lw=1.1,
+                label=f"Registry (n = {registry['n']})" if registry["n"] is not None else "Registry",
+            )
         if centre["curve"]:
             xs, ys = _steps(centre["curve"])
             ax.step(xs, ys, where="post", color=OWN, lw=1.5, label=f"{centre_code} (n = {centre['n']})")

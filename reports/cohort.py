@@ -6,6 +6,7 @@ no query per patient or per implantation.
 
 ``as_of`` is a report's data cut: rows entered after it are left out.
 """
+
 import bisect
 import datetime
 import threading
@@ -79,12 +80,16 @@ def cohort(implantations=None, *, as_of=None):
 
     # Whole registry: (surgeon, centre, date, id) for sequence numbers and volumes.
     all_rows = list(
-        everything.order_by().values_list("id", "surgeon_id", "patient__centre_id", "implanted_on", "surgeon__prior_pump_count")
+        everything.order_by().values_list(
+            "id", "surgeon_id", "patient__centre_id", "implanted_on", "surgeon__prior_pump_count"
+        )
     )
     sequence = {}
     surgeon_dates = defaultdict(list)
     centre_dates = defaultdict(list)
-    for implantation_id, surgeon_id, centre_id, implanted_on, prior in sorted(all_rows, key=lambda r: (r[1], r[3], r[0])):
+    for implantation_id, surgeon_id, centre_id, implanted_on, prior in sorted(
+        all_rows, key=lambda r: (r[1], r[3], r[0])
+    ):
         surgeon_dates[surgeon_id].append(implanted_on)
         sequence[implantation_id] = prior + len(surgeon_dates[surgeon_id])
         centre_dates[centre_id].append(implanted_on)
@@ -93,8 +98,15 @@ def cohort(implantations=None, *, as_of=None):
 
     rows = {}
     for values in selected.order_by().values_list(
-        "id", "patient_id", "patient__centre_id", "patient__centre__code", "indication", "patient__sex",
-        "surgeon_id", "surgeon__code", "implanted_on",
+        "id",
+        "patient_id",
+        "patient__centre_id",
+        "patient__centre__code",
+        "indication",
+        "patient__sex",
+        "surgeon_id",
+        "surgeon__code",
+        "implanted_on",
     ):
         row = CohortRow(*values)
         row.surgeon_sequence = sequence.get(row.id, 0)
@@ -106,8 +118,11 @@ def cohort(implantations=None, *, as_of=None):
     ids_filter = {"implantation__in": selected.values("id")}
 
     doses = _entered_by(Treatment.objects.exclude(dose_change=DoseChange.HELD), as_of).filter(**ids_filter)
-    for implantation_id, first in doses.order_by().values("implantation_id").annotate(first=Min("given_on")).values_list(
-        "implantation_id", "first"
+    for implantation_id, first in (
+        doses.order_by()
+        .values("implantation_id")
+        .annotate(first=Min("given_on"))
+        .values_list("implantation_id", "first")
     ):
         rows[implantation_id].first_dose_on = first
 
@@ -210,8 +225,17 @@ def connect_signals():
     # Every record the API counts or the statistics read; the version also keys
     # cached page counts and statistics responses (api.pagination, api.stats).
     senders = [
-        Implantation, Treatment, Complication, FollowUp, Patient, Surgeon, Centre, ComplicationType,
-        SystemicTherapyLine, LiverTest, PerfusionCheck,
+        Implantation,
+        Treatment,
+        Complication,
+        FollowUp,
+        Patient,
+        Surgeon,
+        Centre,
+        ComplicationType,
+        SystemicTherapyLine,
+        LiverTest,
+        PerfusionCheck,
     ]
     for sender in senders:
         post_save.connect(_bump_on_commit, sender=sender, dispatch_uid=f"cohort-version-save-{sender.__name__}")

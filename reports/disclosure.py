@@ -5,6 +5,7 @@ could be recovered from: the rate and interval built on them, and a second
 cell when the total (obtainable without ``group_by``) minus the others would
 give the first one back.
 """
+
 from .statistics import suppress_small_counts
 
 THRESHOLD = 5

@@ -19,9 +19,15 @@ class ReportRun(models.Model):
     data_cut = models.DateTimeField(help_text="Rows entered after this moment are not in the run.")
     method_version = models.CharField(max_length=20)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    snapshot = models.FileField(upload_to="reports/snapshots/", blank=True, help_text="The cohort as of the cut (gzipped JSON).")
+    snapshot = models.FileField(
+        upload_to="reports/snapshots/", blank=True, help_text="The cohort as of the cut (gzipped JSON)."
+    )
     triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, help_text="Empty when started by the schedule."
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        help_text="Empty when started by the schedule.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

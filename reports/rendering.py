@@ -55,6 +55,7 @@ Helpers not in ``reports.benchmarks`` (small, built on its functions):
 (numbers at risk from a ``benchmarks.survival`` table) and the funnel and
 CUSUM assembly below.
 """
+
 import calendar
 import copy
 import datetime
@@ -235,7 +236,9 @@ def _volume_and_indications(rows, own, period_start, period_end):
                 "registry": {
                     "period": None if code in columns["period"]["hidden"] else columns["period"]["all"].get(code, 0),
                     "last_12_months": (
-                        None if code in columns["last_12_months"]["hidden"] else columns["last_12_months"]["all"].get(code, 0)
+                        None
+                        if code in columns["last_12_months"]["hidden"]
+                        else columns["last_12_months"]["all"].get(code, 0)
                     ),
                     "cumulative": None if reg_hidden else all_n,
                     "share": None if reg_hidden or not cumulative["all_total"] else all_n / cumulative["all_total"],
@@ -275,15 +278,34 @@ def _complication_measures(complication_types, rows):
     vocabulary.sort(key=lambda t: t["code"] == "other")  # stable: keeps the given order, 'other' last
     all_codes = sorted({t["code"] for t in vocabulary} | {code for r in rows for code in r.complications})
     measures = [
-        {"key": t["code"], "label": t["name"], "kind": "type", "codes": [t["code"]],
-         "catheter_related": bool(t.get("catheter_related"))}
+        {
+            "key": t["code"],
+            "label": t["name"],
+            "kind": "type",
+            "codes": [t["code"]],
+            "catheter_related": bool(t.get("catheter_related")),
+        }
         for t in vocabulary
     ]
     catheter_codes = sorted(t["code"] for t in vocabulary if t.get("catheter_related"))
-    measures.append({"key": benchmarks.CATHETER_RELATED, "label": "Catheter-related (any)", "kind": "catheter",
-                     "codes": catheter_codes, "catheter_related": True})
-    measures.append({"key": benchmarks.ANY_COMPLICATION, "label": "Any complication", "kind": "any",
-                     "codes": all_codes, "catheter_related": False})
+    measures.append(
+        {
+            "key": benchmarks.CATHETER_RELATED,
+            "label": "Catheter-related (any)",
+            "kind": "catheter",
+            "codes": catheter_codes,
+            "catheter_related": True,
+        }
+    )
+    measures.append(
+        {
+            "key": benchmarks.ANY_COMPLICATION,
+            "label": "Any complication",
+            "kind": "any",
+            "codes": all_codes,
+            "catheter_related": False,
+        }
+    )
     return measures
 
 
@@ -337,13 +359,17 @@ def _funnel(rows, centre_code, measure, title, axis_label):
     x_min = max(1, min(p["n"] for p in points) // 2) if points else 1
     full_grid = tuple(_band_grid(int(max_n * 1.08) + 1))
     # The limits depend only on the pooled rate and the volumes: the same for every centre of a run.
-    all_bands = _registry.memo(
-        ("funnel_bands", pooled, full_grid),
-        lambda: [
-            {k: b[k] for k in ("n", "lower_998", "lower_95", "upper_95", "upper_998")}
-            for b in funnel_bands(pooled, list(full_grid))
-        ],
-    ) if pooled is not None else []
+    all_bands = (
+        _registry.memo(
+            ("funnel_bands", pooled, full_grid),
+            lambda: [
+                {k: b[k] for k in ("n", "lower_998", "lower_95", "upper_95", "upper_998")}
+                for b in funnel_bands(pooled, list(full_grid))
+            ],
+        )
+        if pooled is not None
+        else []
+    )
     bands = [b for b in all_bands if b["n"] >= x_min]
     return {
         "key": measure["key"],
@@ -435,7 +461,7 @@ def _cusum(rows, own, measures, cut_date):
         "baseline": baseline,
         "centre": own_rate,
         "surgeons": surgeons,
-        "surgeon_rows": [surgeons[i:i + 2] for i in range(0, len(surgeons), 2)],
+        "surgeon_rows": [surgeons[i : i + 2] for i in range(0, len(surgeons), 2)],
     }
 
 
@@ -472,7 +498,9 @@ def _survival(rows, own, centre_code, cut_date):
         own_table = own_fit["table"] if own_fit else []
         for index, r in enumerate(own_table):
             still = own_table[index + 1]["at_risk"] if index + 1 < len(own_table) else 0
-            own_curve.append({"day": r["day"], "survival": r["survival"], "censored": r["at_risk"] - r["events"] > still})
+            own_curve.append(
+                {"day": r["day"], "survival": r["survival"], "censored": r["at_risk"] - r["events"] > still}
+            )
         at_risk = []
         horizon = max((r["day"] for r in (all_fit["table"] if all_fit else [])), default=0)
         for month in AT_RISK_MONTHS:
@@ -488,8 +516,10 @@ def _survival(rows, own, centre_code, cut_date):
             times_own = [benchmarks.survival_time(r, endpoint) for r in own]
             times_others = [benchmarks.survival_time(r, endpoint) for r in others]
             result = log_rank(
-                [max(d, 0) for d, _ in times_own], [int(e) for _, e in times_own],
-                [max(d, 0) for d, _ in times_others], [int(e) for _, e in times_others],
+                [max(d, 0) for d, _ in times_own],
+                [int(e) for _, e in times_own],
+                [max(d, 0) for d, _ in times_others],
+                [int(e) for _, e in times_others],
             )
             if result:
                 test = {"chisq": result["chisq"], "p_value": result["p_value"]}
@@ -525,17 +555,30 @@ def _conversion(rows, own):
     # Only the unresectable row is compared on the funnel: over all implantations the rate mostly
     # reflects the centre's share of adjuvant (already resected) patients, i.e. case mix.
     for key, label, keep, compare in (
-        ("unresectable", "Unresectable indications (liver metastases or iCCA)", lambda r: r.indication in UNRESECTABLE,
-         True),
+        (
+            "unresectable",
+            "Unresectable indications (liver metastases or iCCA)",
+            lambda r: r.indication in UNRESECTABLE,
+            True,
+        ),
         ("all", "All implantations (intention to treat)", lambda r: True, False),
     ):
         centre = _proportion(_one(benchmarks.conversion_to_resection([r for r in own if keep(r)], everyone)))
         pooled = _proportion(_one(benchmarks.conversion_to_resection([r for r in rows if keep(r)], everyone)))
         position = (
             funnel_position(centre["events"], centre["n"], pooled["rate"])
-            if compare and centre["n"] and pooled["n"] else None
+            if compare and centre["n"] and pooled["n"]
+            else None
         )
-        out.append({"key": key, "label": label, "centre": centre, "registry": _pooled_guard(centre, pooled), "position": position})
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "centre": centre,
+                "registry": _pooled_guard(centre, pooled),
+                "position": position,
+            }
+        )
     return out
 
 
@@ -557,7 +600,11 @@ def _completeness(rows, own, cut_date):
     out = {"stale_before": _iso(stale_before), "months": STALE_MONTHS, "measures": []}
     for key, label, pick in (
         ("no_follow_up", "No follow-up recorded", lambda c: c["no_follow_up"]),
-        ("stale", f"Last contact more than {STALE_MONTHS} months before the cut (not known to have died)", lambda c: c["stale"]),
+        (
+            "stale",
+            f"Last contact more than {STALE_MONTHS} months before the cut (not known to have died)",
+            lambda c: c["stale"],
+        ),
         ("incomplete", "Either (follow-up incomplete)", lambda c: c["no_follow_up"] + c["stale"]),
     ):
         centre_events, all_events = pick(own_c), pick(all_c)
@@ -565,7 +612,13 @@ def _completeness(rows, own, cut_date):
         pooled = {"events": all_events, "n": all_c["n"], **benchmarks.rate(all_events, all_c["n"])}
         position = funnel_position(centre_events, own_c["n"], pooled["rate"]) if own_c["n"] and all_c["n"] else None
         out["measures"].append(
-            {"key": key, "label": label, "centre": centre, "registry": _pooled_guard(centre, pooled), "position": position}
+            {
+                "key": key,
+                "label": label,
+                "centre": centre,
+                "registry": _pooled_guard(centre, pooled),
+                "position": position,
+            }
         )
     return out
 
@@ -601,37 +654,56 @@ def _highlights(context):
                 for sig in s["signals"]
             )
             plural = "s" if len(s["signals"]) > 1 else ""
-            items.append({
-                "level": "alert",
-                "section": "cusum",
-                "text": f"Surgeon {s['code']}: CUSUM signal{plural} at {where} — complications within 90 days more "
-                        f"frequent than at the registry rate (h = {s['h']:.2f}).",
-            })
+            items.append(
+                {
+                    "level": "alert",
+                    "section": "cusum",
+                    "text": f"Surgeon {s['code']}: CUSUM signal{plural} at {where} — complications within 90 days more "
+                    f"frequent than at the registry rate (h = {s['h']:.2f}).",
+                }
+            )
     pump = context["pump_use"]
     if pump["centre"]["n"]:
-        registry_text = (f"registry {_pct(pump['registry']['rate'])}" if pump["registry"]["rate"] is not None
-                         else "registry rate suppressed")
-        sentence = (f"Pump use: {pump['centre']['events']} of {pump['centre']['n']} pumps delivered a dose "
-                    f"({_pct(pump['centre']['rate'])}; {registry_text})")
+        registry_text = (
+            f"registry {_pct(pump['registry']['rate'])}"
+            if pump["registry"]["rate"] is not None
+            else "registry rate suppressed"
+        )
+        sentence = (
+            f"Pump use: {pump['centre']['events']} of {pump['centre']['n']} pumps delivered a dose "
+            f"({_pct(pump['centre']['rate'])}; {registry_text})"
+        )
         position = pump["position"]
         if position and position.startswith("below"):
             level = "alarm" if position == "below_99.8" else "alert"
-            items.append({"level": level, "section": "pump_use",
-                          "text": f"{sentence}: lower than expected, {POSITION_TEXT[position]} of the funnel."})
+            items.append(
+                {
+                    "level": level,
+                    "section": "pump_use",
+                    "text": f"{sentence}: lower than expected, {POSITION_TEXT[position]} of the funnel.",
+                }
+            )
         elif position and position.startswith("above"):
-            items.append({"level": "favourable", "section": "pump_use",
-                          "text": f"{sentence}: higher than expected, {POSITION_TEXT[position]} of the funnel."})
+            items.append(
+                {
+                    "level": "favourable",
+                    "section": "pump_use",
+                    "text": f"{sentence}: higher than expected, {POSITION_TEXT[position]} of the funnel.",
+                }
+            )
         else:
             items.append({"level": "info", "section": "pump_use", "text": f"{sentence}: within the funnel limits."})
     incomplete = next(m for m in context["completeness"]["measures"] if m["key"] == "incomplete")
     if incomplete["position"] in ("above_95", "above_99.8"):
-        items.append({
-            "level": "alert",
-            "section": "completeness",
-            "text": f"Follow-up incomplete for {incomplete['centre']['events']} of {incomplete['centre']['n']} "
-                    f"implantations ({_pct(incomplete['centre']['rate'])}), more than the registry "
-                    f"({POSITION_TEXT[incomplete['position']]}); please update last contacts.",
-        })
+        items.append(
+            {
+                "level": "alert",
+                "section": "completeness",
+                "text": f"Follow-up incomplete for {incomplete['centre']['events']} of {incomplete['centre']['n']} "
+                f"implantations ({_pct(incomplete['centre']['rate'])}), more than the registry "
+                f"({POSITION_TEXT[incomplete['position']]}); please update last contacts.",
+            }
+        )
     order = {"alarm": 0, "alert": 1, "favourable": 2, "info": 3}
     items.sort(key=lambda i: order[i["level"]])
     noteworthy = [i for i in items if i["level"] != "info"]
@@ -668,7 +740,13 @@ class _RegistryMemo:
     @staticmethod
     def _key(value):
         if isinstance(value, benchmarks.Grouping):
-            return ("grouping", value.group_by, value.experience_threshold, value.surgeon_volume_bands, value.centre_volume_bands)
+            return (
+                "grouping",
+                value.group_by,
+                value.experience_threshold,
+                value.surgeon_volume_bands,
+                value.centre_volume_bands,
+            )
         if isinstance(value, (list, set, frozenset)):
             return tuple(sorted(value))
         return value
@@ -711,7 +789,11 @@ def build_report_context(rows, *, centre_code, period_start, period_end, data_cu
     context = {
         "schema": SCHEMA_VERSION,
         "centre_code": centre_code,
-        "period": {"start": _iso(period_start), "end": _iso(period_end), "label": period_label(period_start, period_end)},
+        "period": {
+            "start": _iso(period_start),
+            "end": _iso(period_end),
+            "label": period_label(period_start, period_end),
+        },
         "data_cut": cut_text,
         "data_cut_date": _iso(cut_date),
         "method_version": method_version,
@@ -720,10 +802,16 @@ def build_report_context(rows, *, centre_code, period_start, period_end, data_cu
         "pump_use": _pump_use(rows, own),
         "complications": complications,
         "funnels": [
-            _funnel(rows, centre_code, by_key[benchmarks.ANY_COMPLICATION], "Any complication",
-                    "Rate: any complication"),
-            _funnel(rows, centre_code, by_key[benchmarks.CATHETER_RELATED], "Catheter-related complications",
-                    "Rate: catheter-related"),
+            _funnel(
+                rows, centre_code, by_key[benchmarks.ANY_COMPLICATION], "Any complication", "Rate: any complication"
+            ),
+            _funnel(
+                rows,
+                centre_code,
+                by_key[benchmarks.CATHETER_RELATED],
+                "Catheter-related complications",
+                "Rate: catheter-related",
+            ),
         ],
         "cusum": _cusum(rows, own, measures, cut_date),
         "survival": _survival(rows, own, centre_code, cut_date),
@@ -815,28 +903,47 @@ def _view(context):
     cusum = context["cusum"]
     surgeons = []
     for index, s in enumerate(cusum["surgeons"]):
-        surgeons.append(dict(
-            s,
-            svg=charts.cusum_svg(s, prefix=f"cusum{index}") if s["points"] else None,
-            false_alarm_text=_fmt_pct(s["false_alarm_rate"]),
-        ))
+        surgeons.append(
+            dict(
+                s,
+                svg=charts.cusum_svg(s, prefix=f"cusum{index}") if s["points"] else None,
+                false_alarm_text=_fmt_pct(s["false_alarm_rate"]),
+            )
+        )
     survival = []
     for index, (key, s) in enumerate(context["survival"].items()):
-        survival.append(dict(
-            s,
-            key=key,
-            svg=charts.km_svg(s, code, prefix=f"km{index}"),
-            centre_median=_fmt_median(s["centre"]["median_days"], s["centre"]["median_ci"]) if s["centre"]["n"] else "–",
-            registry_median=(None if s["registry"]["suppressed"]
-                             else _fmt_median(s["registry"]["median_days"], s["registry"]["median_ci"])),
-            p_value=(None if not s["log_rank_vs_other_centres"]
-                     else ("< 0.001" if s["log_rank_vs_other_centres"]["p_value"] < 0.001
-                           else f"{s['log_rank_vs_other_centres']['p_value']:.3f}")),
-        ))
+        survival.append(
+            dict(
+                s,
+                key=key,
+                svg=charts.km_svg(s, code, prefix=f"km{index}"),
+                centre_median=_fmt_median(s["centre"]["median_days"], s["centre"]["median_ci"])
+                if s["centre"]["n"]
+                else "–",
+                registry_median=(
+                    None
+                    if s["registry"]["suppressed"]
+                    else _fmt_median(s["registry"]["median_days"], s["registry"]["median_ci"])
+                ),
+                p_value=(
+                    None
+                    if not s["log_rank_vs_other_centres"]
+                    else (
+                        "< 0.001"
+                        if s["log_rank_vs_other_centres"]["p_value"] < 0.001
+                        else f"{s['log_rank_vs_other_centres']['p_value']:.3f}"
+                    )
+                ),
+            )
+        )
     at_risk_months = [row["months"] for row in (survival[0]["at_risk"] if survival else [])]
     complications = [
-        dict(m, centre_view=_display_proportion(m["centre"]), registry_view=_display_proportion(m["registry"]),
-             flag=_flag(m["position"]))
+        dict(
+            m,
+            centre_view=_display_proportion(m["centre"]),
+            registry_view=_display_proportion(m["registry"]),
+            flag=_flag(m["position"]),
+        )
         for m in context["complications"]
     ]
     indication_rows = [
@@ -858,16 +965,31 @@ def _view(context):
         "threshold": context["disclosure_threshold"],
         "highlights": context["highlights"],
         "key_figures": [
-            {"label": f"Implantations in {context['period']['label']}", "value": imp["totals"]["centre"]["period"],
-             "note": f"{imp['totals']['centre']['cumulative']} since the start"},
-            {"label": "Pump-use rate", "value": _fmt_pct(pump["centre"]["rate"]) or "–",
-             "note": f"registry {_fmt_pct(pump['registry']['rate']) or 'suppressed'}"},
-            {"label": "Median days to first dose", "value": _fmt_days(pump["centre"]["median_days_to_first_dose"]) or "–",
-             "note": f"registry {_fmt_days(pump['registry']['median_days_to_first_dose']) or '–'}"},
-            {"label": "Any complication", "value": any_measure["centre_view"]["rate"] or "–",
-             "note": f"registry {any_measure['registry_view']['rate'] or 'suppressed'}"},
-            {"label": "Catheter-related", "value": catheter_measure["centre_view"]["rate"] or "–",
-             "note": f"registry {catheter_measure['registry_view']['rate'] or 'suppressed'}"},
+            {
+                "label": f"Implantations in {context['period']['label']}",
+                "value": imp["totals"]["centre"]["period"],
+                "note": f"{imp['totals']['centre']['cumulative']} since the start",
+            },
+            {
+                "label": "Pump-use rate",
+                "value": _fmt_pct(pump["centre"]["rate"]) or "–",
+                "note": f"registry {_fmt_pct(pump['registry']['rate']) or 'suppressed'}",
+            },
+            {
+                "label": "Median days to first dose",
+                "value": _fmt_days(pump["centre"]["median_days_to_first_dose"]) or "–",
+                "note": f"registry {_fmt_days(pump['registry']['median_days_to_first_dose']) or '–'}",
+            },
+            {
+                "label": "Any complication",
+                "value": any_measure["centre_view"]["rate"] or "–",
+                "note": f"registry {any_measure['registry_view']['rate'] or 'suppressed'}",
+            },
+            {
+                "label": "Catheter-related",
+                "value": catheter_measure["centre_view"]["rate"] or "–",
+                "note": f"registry {catheter_measure['registry_view']['rate'] or 'suppressed'}",
+            },
         ],
         "indications": indication_rows,
         "indication_short": {r["code"]: r["short_label"] for r in imp["rows"]},
@@ -885,25 +1007,37 @@ def _view(context):
         },
         "complications": complications,
         "funnels": funnels,
-        "cusum": dict(cusum, baseline_rate=_fmt_pct(baseline["rate"]), centre_rate=_fmt_pct(cusum["centre"]["rate"]),
-                      complete_before=_fmt_date(cusum["complete_before"]),
-                      false_alarm_target_text=_fmt_pct(cusum["false_alarm_target"], 0)),
+        "cusum": dict(
+            cusum,
+            baseline_rate=_fmt_pct(baseline["rate"]),
+            centre_rate=_fmt_pct(cusum["centre"]["rate"]),
+            complete_before=_fmt_date(cusum["complete_before"]),
+            false_alarm_target_text=_fmt_pct(cusum["false_alarm_target"], 0),
+        ),
         "surgeons": surgeons,
-        "surgeon_rows": [surgeons[i:i + 2] for i in range(0, len(surgeons), 2)],
+        "surgeon_rows": [surgeons[i : i + 2] for i in range(0, len(surgeons), 2)],
         "surgeons_with_signal": [s for s in surgeons if s["signals"]],
         "survival": survival,
         "at_risk_months": at_risk_months,
         "conversion": [
-            dict(m, centre_view=_display_proportion(m["centre"]), registry_view=_display_proportion(m["registry"]),
-                 flag=_flag(m["position"], higher_is_worse=False))
+            dict(
+                m,
+                centre_view=_display_proportion(m["centre"]),
+                registry_view=_display_proportion(m["registry"]),
+                flag=_flag(m["position"], higher_is_worse=False),
+            )
             for m in context["conversion"]
         ],
         "completeness": dict(
             context["completeness"],
             stale_before=_fmt_date(context["completeness"]["stale_before"]),
             rows=[
-                dict(m, centre_view=_display_proportion(m["centre"]), registry_view=_display_proportion(m["registry"]),
-                     flag=_flag(m["position"]))
+                dict(
+                    m,
+                    centre_view=_display_proportion(m["centre"]),
+                    registry_view=_display_proportion(m["registry"]),
+                    flag=_flag(m["position"]),
+                )
                 for m in context["completeness"]["measures"]
             ],
         ),

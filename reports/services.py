@@ -4,6 +4,7 @@ Celery tasks (``reports.tasks``) only pass ids to these functions. A task that
 runs twice (a retry, or a redelivery after a worker died) finds the work done
 and does nothing, so each centre's report is made once and emailed once.
 """
+
 import calendar
 import datetime
 import hashlib

@@ -3,6 +3,7 @@
 Re-rendering a run reads this file, not the live tables, so it gives the same
 numbers whatever was corrected since.
 """
+
 import dataclasses
 import datetime
 import gzip

@@ -3,6 +3,7 @@
 acks_late + reject_on_worker_lost (settings): a task whose worker dies is
 delivered again; the services make a second delivery harmless.
 """
+
 import smtplib
 
 from celery import shared_task

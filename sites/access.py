@@ -3,6 +3,7 @@
 Roles come from ``sites.Membership``. The answers are cached on the user
 object for the length of a request.
 """
+
 from dataclasses import dataclass, field
 
 ALL_CENTRES = object()  # sentinel: no centre restriction

@@ -1,4 +1,5 @@
 """Admin plumbing that applies the one visibility rule (``sites.access``)."""
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin

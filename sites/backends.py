@@ -3,6 +3,7 @@
 Object-level checks (which centre) are the scoped querysets' job; this only
 says which kinds of record a role may view, add, change or delete at all.
 """
+
 from django.contrib.auth.backends import ModelBackend
 
 from . import access

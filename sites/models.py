@@ -136,7 +136,9 @@ class Membership(models.Model):
         if self.role in CENTRE_ROLES and not self.centre_id:
             raise ValidationError({"centre": "A data manager or centre lead belongs to a centre."})
         if self.role in REGISTRY_ROLES and self.centre_id:
-            raise ValidationError({"centre": "Coordinators and investigators are registry-wide; leave the centre empty."})
+            raise ValidationError(
+                {"centre": "Coordinators and investigators are registry-wide; leave the centre empty."}
+            )
 
     def __str__(self):
         where = self.centre.code if self.centre_id else "registry"

@@ -1,4 +1,5 @@
 """POST data for the admin's add/change forms, inline management forms included."""
+
 from registry.admin import ImplantationAdmin, PatientAdmin
 
 PATIENT_INLINE_PREFIXES = ["implantations", "systemic_lines"]

@@ -1,4 +1,5 @@
 """Two centres, each with one record of every kind, and how to create/change each through the API."""
+
 import pytest
 
 from . import factories
@@ -24,27 +25,63 @@ def build_world():
 
 # endpoint -> (record key, lookup attribute, payload to create in a centre, patch payload, field to check after patch)
 ENDPOINTS = {
-    "centres": ("centre", "code", lambda t: {"code": f"NEW-{t['centre'].code}", "name": "New", "country": "DE"}, {"name": "Renamed"}, ("name", "Renamed")),
-    "surgeons": ("surgeon", "code", lambda t: {"code": f"NEW-{t['centre'].code}", "centre": t["centre"].code, "prior_pump_count": 3}, {"prior_pump_count": 30}, ("prior_pump_count", 30)),
-    "patients": ("patient", "pk", lambda t: {"centre": t["centre"].code, "birth_year": 1958, "sex": "female", "primary_tumour": "colorectal"}, {"birth_year": 1950}, ("birth_year", 1950)),
+    "centres": (
+        "centre",
+        "code",
+        lambda t: {"code": f"NEW-{t['centre'].code}", "name": "New", "country": "DE"},
+        {"name": "Renamed"},
+        ("name", "Renamed"),
+    ),
+    "surgeons": (
+        "surgeon",
+        "code",
+        lambda t: {"code": f"NEW-{t['centre'].code}", "centre": t["centre"].code, "prior_pump_count": 3},
+        {"prior_pump_count": 30},
+        ("prior_pump_count", 30),
+    ),
+    "patients": (
+        "patient",
+        "pk",
+        lambda t: {"centre": t["centre"].code, "birth_year": 1958, "sex": "female", "primary_tumour": "colorectal"},
+        {"birth_year": 1950},
+        ("birth_year", 1950),
+    ),
     "implantations": (
         "implantation",
         "pk",
-        lambda t: {"patient": t["patient"].pk, "surgeon": t["surgeon"].code, "implanted_on": "2024-01-15", "indication": "adjuvant", "approach": "robotic", "device": "arterial_port"},
+        lambda t: {
+            "patient": t["patient"].pk,
+            "surgeon": t["surgeon"].code,
+            "implanted_on": "2024-01-15",
+            "indication": "adjuvant",
+            "approach": "robotic",
+            "device": "arterial_port",
+        },
         {"approach": "laparoscopic"},
         ("approach", "laparoscopic"),
     ),
     "treatments": (
         "treatment",
         "pk",
-        lambda t: {"implantation": t["implantation"].pk, "given_on": "2024-04-10", "drug": "oxaliplatin", "dose": "100", "dose_unit": "mg/m2"},
+        lambda t: {
+            "implantation": t["implantation"].pk,
+            "given_on": "2024-04-10",
+            "drug": "oxaliplatin",
+            "dose": "100",
+            "dose_unit": "mg/m2",
+        },
         {"dose": "0.100"},
         ("dose", "0.100"),
     ),
     "complications": (
         "complication",
         "pk",
-        lambda t: {"implantation": t["implantation"].pk, "type": "pocket_infection", "onset_on": "2024-04-01", "grade": 2},
+        lambda t: {
+            "implantation": t["implantation"].pk,
+            "type": "pocket_infection",
+            "onset_on": "2024-04-01",
+            "grade": 2,
+        },
         {"grade": 3},
         ("grade", 3),
     ),

@@ -1,4 +1,5 @@
 """Factories for every model. Dates are fixed relative to a base date so tests are repeatable."""
+
 import datetime
 from decimal import Decimal
 
@@ -81,7 +82,9 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 def user_with_role(role, centre=None, **user_fields):
     """A user holding one role; centre roles need ``centre``."""
     user = UserFactory(**user_fields)
-    Membership.objects.create(user=user, role=role, centre=centre if role in (Role.DATA_MANAGER, Role.CENTRE_LEAD) else None)
+    Membership.objects.create(
+        user=user, role=role, centre=centre if role in (Role.DATA_MANAGER, Role.CENTRE_LEAD) else None
+    )
     return user
 
 

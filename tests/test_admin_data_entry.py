@@ -1,4 +1,5 @@
 """Data entry on the implantation page: inlines, derived values, and nothing half-saved."""
+
 import pytest
 from django.urls import reverse
 
@@ -15,7 +16,14 @@ def entry(client, data_manager_a, centre_a):
 
 
 def dose(day="2024-05-20"):
-    return {"given_on": day, "drug": "fudr", "dose": "0.12", "dose_unit": "mg/kg/day", "dose_change": "full", "dose_change_reason": ""}
+    return {
+        "given_on": day,
+        "drug": "fudr",
+        "dose": "0.12",
+        "dose_unit": "mg/kg/day",
+        "dose_change": "full",
+        "dose_change_reason": "",
+    }
 
 
 def complication(day="2024-06-01", grade="2"):
@@ -72,7 +80,10 @@ def test_follow_up_never_used_needs_the_reason_in_the_same_form(client, entry):
     data.update(inline_rows("follow_ups", [follow_up]))
     response = client.post(reverse("admin:registry_implantation_add"), data)
     errors = response.context["inline_admin_formsets"][4].formset.errors
-    assert "never-treated reason" in errors[0]["pump_never_used"][0].lower() or "Required" in errors[0]["pump_never_used"][0]
+    assert (
+        "never-treated reason" in errors[0]["pump_never_used"][0].lower()
+        or "Required" in errors[0]["pump_never_used"][0]
+    )
     assert not Implantation.objects.exists()
 
     data["never_treated_reason"] = "extrahepatic_perfusion"
@@ -84,7 +95,20 @@ def test_removing_the_last_dose_and_setting_the_reason_together(client, entry, c
     implantation = ImplantationFactory(patient=entry["patient"], surgeon=entry["surgeon"], implanted_on=days_after(0))
     existing = TreatmentFactory(implantation=implantation)
     data = implantation_form(entry["patient"], entry["surgeon"], implanted_on=implantation.implanted_on.isoformat())
-    data.update(inline_rows("treatments", [{**dose(existing.given_on.isoformat()), "id": str(existing.pk), "implantation": str(implantation.pk), "DELETE": "on"}], initial=1))
+    data.update(
+        inline_rows(
+            "treatments",
+            [
+                {
+                    **dose(existing.given_on.isoformat()),
+                    "id": str(existing.pk),
+                    "implantation": str(implantation.pk),
+                    "DELETE": "on",
+                }
+            ],
+            initial=1,
+        )
+    )
     data["never_treated_reason"] = "patient_choice"
     response = client.post(reverse("admin:registry_implantation_change", args=[implantation.pk]), data)
     # The model's own check sees the stored dose; the message tells what to do.
@@ -108,7 +132,11 @@ def test_changelist_filters(client, entry, centre_a, params, expected):
     from .factories import ComplicationFactory
 
     rows = {
-        "treated": ImplantationFactory(patient=PatientFactory(centre=centre_a, pseudonym="FIND-ME"), indication="adjuvant", implanted_on=days_after(0)),
+        "treated": ImplantationFactory(
+            patient=PatientFactory(centre=centre_a, pseudonym="FIND-ME"),
+            indication="adjuvant",
+            implanted_on=days_after(0),
+        ),
         "untreated": ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(20)),
     }
     TreatmentFactory(implantation=rows["treated"])

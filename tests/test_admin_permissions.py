@@ -3,6 +3,7 @@
 Each cell is checked by its effect (the row shows, is created, changed or
 deleted), not by a status code alone.
 """
+
 import pytest
 from django.urls import reverse
 
@@ -25,7 +26,12 @@ EXPECTED = {
     (Role.INVESTIGATOR, "own"): set(),
     (Role.INVESTIGATOR, "other"): set(),
 }
-MATRIX = [(role, where, action) for role in ROLES for where in ("own", "other") for action in ("view", "add", "change", "delete")]
+MATRIX = [
+    (role, where, action)
+    for role in ROLES
+    for where in ("own", "other")
+    for action in ("view", "add", "change", "delete")
+]
 
 
 @pytest.fixture
@@ -35,7 +41,12 @@ def world(db):
     for name, centre in (("own", own), ("other", other)):
         surgeon = factories.SurgeonFactory(centre=centre)
         implantation = factories.ImplantationFactory(patient__centre=centre, surgeon=surgeon)
-        records[name] = {"centre": centre, "surgeon": surgeon, "implantation": implantation, "patient": implantation.patient}
+        records[name] = {
+            "centre": centre,
+            "surgeon": surgeon,
+            "implantation": implantation,
+            "patient": implantation.patient,
+        }
     return records
 
 
@@ -65,7 +76,9 @@ def _do(client, model, action, target):
         if action == "change":
             client.post(
                 reverse("admin:registry_patient_change", args=[patient.pk]),
-                patient_form(centre, pseudonym=patient.pseudonym, birth_year="1949", **_existing_implantation_inline(patient)),
+                patient_form(
+                    centre, pseudonym=patient.pseudonym, birth_year="1949", **_existing_implantation_inline(patient)
+                ),
             )
             patient.refresh_from_db()
             return patient.birth_year == 1949
@@ -134,9 +147,13 @@ def test_changelist_shows_only_visible_centres(client, world, role):
 def test_data_manager_cannot_attach_an_implantation_to_another_centres_patient_or_surgeon(client, world):
     login(client, Role.DATA_MANAGER, world)
     other, own = world["other"], world["own"]
-    response = client.post(reverse("admin:registry_implantation_add"), implantation_form(other["patient"], own["surgeon"]))
+    response = client.post(
+        reverse("admin:registry_implantation_add"), implantation_form(other["patient"], own["surgeon"])
+    )
     assert "Select a valid choice" in response.content.decode()
-    response = client.post(reverse("admin:registry_implantation_add"), implantation_form(own["patient"], other["surgeon"]))
+    response = client.post(
+        reverse("admin:registry_implantation_add"), implantation_form(own["patient"], other["surgeon"])
+    )
     assert "Select a valid choice" in response.content.decode()
     assert Implantation.objects.count() == 2
 

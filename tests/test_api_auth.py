@@ -1,4 +1,5 @@
 """Tokens: obtained with username/password, stored hashed, expiring, revocable, several per user."""
+
 import datetime
 
 import pytest
@@ -36,7 +37,10 @@ def test_token_is_issued_stored_hashed_and_accepted(lead):
 def test_wrong_password_gives_400_in_the_error_shape(lead):
     response = obtain(APIClient(), password="nope")
     assert response.status_code == 400
-    assert response.json() == {"detail": "Invalid input.", "errors": {"non_field_errors": ["Unable to log in with these credentials."]}}
+    assert response.json() == {
+        "detail": "Invalid input.",
+        "errors": {"non_field_errors": ["Unable to log in with these credentials."]},
+    }
 
 
 def test_user_without_a_role_gets_no_token(db):

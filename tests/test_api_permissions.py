@@ -1,4 +1,5 @@
 """Who may do what through the API: role × own/other centre × endpoint × method, judged by effect."""
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -112,7 +113,9 @@ def test_data_manager_cannot_point_a_record_at_another_centre(world, endpoint): 
 def test_anonymous_requests_are_refused(world):  # noqa: F811
     for endpoint in ENDPOINTS:
         response = APIClient().get(f"/api/v1/{endpoint}/")
-        assert response.status_code == 401 and response.json() == {"detail": "Authentication credentials were not provided."}
+        assert response.status_code == 401 and response.json() == {
+            "detail": "Authentication credentials were not provided."
+        }
 
 
 def test_a_user_without_a_role_sees_nothing(world):  # noqa: F811

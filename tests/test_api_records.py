@@ -1,4 +1,5 @@
 """Records through the API: de-identification, validation, history, export log, CSV, filters, pagination."""
+
 import csv
 import io
 
@@ -24,10 +25,15 @@ def client_for(user):
 @pytest.fixture
 def records(centre_a):
     implantation = factories.ImplantationFactory(
-        patient__centre=centre_a, patient__consent_on=days_after(-5), never_treated_reason="patient_choice", never_treated_note="Lives abroad, Dr Martin"
+        patient__centre=centre_a,
+        patient__consent_on=days_after(-5),
+        never_treated_reason="patient_choice",
+        never_treated_note="Lives abroad, Dr Martin",
     )
     treated = factories.ImplantationFactory(patient__centre=centre_a, indication="adjuvant")
-    factories.TreatmentFactory(implantation=treated, dose_change="reduced", dose_change_reason="Bilirubin 40, Mme X", dose="0.06")
+    factories.TreatmentFactory(
+        implantation=treated, dose_change="reduced", dose_change_reason="Bilirubin 40, Mme X", dose="0.06"
+    )
     return {"untreated": implantation, "treated": treated}
 
 
@@ -38,7 +44,9 @@ IDENTIFYING = {"patients": "consent_on", "implantations": "never_treated_note", 
 def test_investigators_get_no_free_text_or_local_details(records, investigator, data_manager_a, endpoint, field):
     rows = client_for(investigator).get(f"/api/v1/{endpoint}/").json()["results"]
     assert rows and all(field not in row for row in rows)
-    csv_text = b"".join(client_for(investigator).get(f"/api/v1/{endpoint}/", {"format": "csv"}).streaming_content).decode()
+    csv_text = b"".join(
+        client_for(investigator).get(f"/api/v1/{endpoint}/", {"format": "csv"}).streaming_content
+    ).decode()
     assert field not in csv_text.splitlines()[0].split(",")
     assert "Martin" not in csv_text and "Mme X" not in csv_text
     # The centre's own data manager sees them.
@@ -47,17 +55,36 @@ def test_investigators_get_no_free_text_or_local_details(records, investigator, 
 
 def test_investigators_see_birth_year_never_a_birth_date(records, investigator):
     row = client_for(investigator).get("/api/v1/patients/").json()["results"][0]
-    assert set(row) == {"id", "pseudonym", "centre", "birth_year", "sex", "primary_tumour", "ras_status", "liver_metastases_count", "bilobar_disease", "extrahepatic_disease", "prior_systemic_lines"}
+    assert set(row) == {
+        "id",
+        "pseudonym",
+        "centre",
+        "birth_year",
+        "sex",
+        "primary_tumour",
+        "ras_status",
+        "liver_metastases_count",
+        "bilobar_disease",
+        "extrahepatic_disease",
+        "prior_systemic_lines",
+    }
 
 
 def test_investigators_cannot_write(records, investigator):
-    response = client_for(investigator).patch(f"/api/v1/implantations/{records['treated'].pk}/", {"approach": "robotic"}, format="json")
+    response = client_for(investigator).patch(
+        f"/api/v1/implantations/{records['treated'].pk}/", {"approach": "robotic"}, format="json"
+    )
     assert response.status_code == 403 and set(response.json()) == {"detail"}
 
 
 def test_implantation_exposes_the_derived_values(records, data_manager_a):
     row = client_for(data_manager_a).get(f"/api/v1/implantations/{records['treated'].pk}/").json()
-    assert (row["centre"], row["treated"], row["days_to_first_dose"], row["surgeon_sequence"]) == ("CENTRE-A", True, 17, 1)
+    assert (row["centre"], row["treated"], row["days_to_first_dose"], row["surgeon_sequence"]) == (
+        "CENTRE-A",
+        True,
+        17,
+        1,
+    )
 
 
 def test_model_rules_come_back_as_400_with_a_message_per_field(records, data_manager_a):
@@ -71,18 +98,28 @@ def test_model_rules_come_back_as_400_with_a_message_per_field(records, data_man
     assert response.json()["errors"]["onset_on"] == ["This date precedes the implantation (2024-03-01)."]
     response = client.post(
         "/api/v1/treatments/",
-        {"implantation": records["treated"].pk, "given_on": "2024-04-01", "drug": "fudr", "dose": "2", "dose_unit": "mg/kg/day"},
+        {
+            "implantation": records["treated"].pk,
+            "given_on": "2024-04-01",
+            "drug": "fudr",
+            "dose": "2",
+            "dose_unit": "mg/kg/day",
+        },
         format="json",
     )
     assert "dose" in response.json()["errors"]
-    response = client.post("/api/v1/complications/", {"implantation": records["treated"].pk, "type": "no_such_type"}, format="json")
+    response = client.post(
+        "/api/v1/complications/", {"implantation": records["treated"].pk, "type": "no_such_type"}, format="json"
+    )
     assert set(response.json()["errors"]) >= {"type", "onset_on", "grade"}
     assert not Complication.objects.exists()
 
 
 def test_writes_keep_history_with_the_api_user(records, data_manager_a):
     implantation = records["treated"]
-    response = client_for(data_manager_a).patch(f"/api/v1/implantations/{implantation.pk}/", {"length_of_stay_days": 4}, format="json")
+    response = client_for(data_manager_a).patch(
+        f"/api/v1/implantations/{implantation.pk}/", {"length_of_stay_days": 4}, format="json"
+    )
     assert response.status_code == 200
     latest = implantation.history.latest()
     assert (latest.history_user, latest.length_of_stay_days) == (data_manager_a, 4)
@@ -93,10 +130,28 @@ def test_lists_and_csv_exports_are_logged(records, investigator):
     client.get("/api/v1/implantations/", {"indication": "adjuvant"})
     response = client.get("/api/v1/implantations/", {"format": "csv", "treated": "false"})
     b"".join(response.streaming_content)
-    logs = list(ExportLog.objects.order_by("created_at").values("user", "endpoint", "filters", "format", "row_count", "completed"))
+    logs = list(
+        ExportLog.objects.order_by("created_at").values(
+            "user", "endpoint", "filters", "format", "row_count", "completed"
+        )
+    )
     assert logs == [
-        {"user": investigator.pk, "endpoint": "/api/v1/implantations/", "filters": {"indication": ["adjuvant"]}, "format": "json", "row_count": 1, "completed": True},
-        {"user": investigator.pk, "endpoint": "/api/v1/implantations/", "filters": {"treated": ["false"]}, "format": "csv", "row_count": 1, "completed": True},
+        {
+            "user": investigator.pk,
+            "endpoint": "/api/v1/implantations/",
+            "filters": {"indication": ["adjuvant"]},
+            "format": "json",
+            "row_count": 1,
+            "completed": True,
+        },
+        {
+            "user": investigator.pk,
+            "endpoint": "/api/v1/implantations/",
+            "filters": {"treated": ["false"]},
+            "format": "csv",
+            "row_count": 1,
+            "completed": True,
+        },
     ]
 
 
@@ -111,8 +166,12 @@ def test_csv_export_streams_every_row_unpaginated(centre_a, coordinator):
 
 
 def test_csv_cells_cannot_start_a_formula(centre_a, data_manager_a):
-    factories.ImplantationFactory(patient__centre=centre_a, never_treated_reason="other", never_treated_note="=HYPERLINK(\"x\")")
-    text = b"".join(client_for(data_manager_a).get("/api/v1/implantations/", {"format": "csv"}).streaming_content).decode()
+    factories.ImplantationFactory(
+        patient__centre=centre_a, never_treated_reason="other", never_treated_note='=HYPERLINK("x")'
+    )
+    text = b"".join(
+        client_for(data_manager_a).get("/api/v1/implantations/", {"format": "csv"}).streaming_content
+    ).decode()
     assert "'=HYPERLINK" in text
 
 
@@ -121,8 +180,12 @@ def filter_world(centre_a, centre_b):
     novice = factories.SurgeonFactory(centre=centre_a, prior_pump_count=0)
     expert = factories.SurgeonFactory(centre=centre_a, prior_pump_count=40)
     rows = {
-        "a_novice_adjuvant": factories.ImplantationFactory(patient__centre=centre_a, surgeon=novice, indication="adjuvant", implanted_on=days_after(0)),
-        "a_expert_late": factories.ImplantationFactory(patient__centre=centre_a, surgeon=expert, implanted_on=days_after(100)),
+        "a_novice_adjuvant": factories.ImplantationFactory(
+            patient__centre=centre_a, surgeon=novice, indication="adjuvant", implanted_on=days_after(0)
+        ),
+        "a_expert_late": factories.ImplantationFactory(
+            patient__centre=centre_a, surgeon=expert, implanted_on=days_after(100)
+        ),
         "b_row": factories.ImplantationFactory(patient__centre=centre_b, implanted_on=days_after(50)),
     }
     factories.TreatmentFactory(implantation=rows["a_expert_late"])
@@ -140,7 +203,10 @@ def filter_world(centre_a, centre_b):
         ({"treated": "false"}, {"a_novice_adjuvant", "b_row"}),
         ({"complication_type": "biliary_sclerosis"}, {"b_row"}),
         ({"surgeon_experience": "at_or_above"}, {"a_expert_late"}),
-        ({"surgeon_experience": "below", "experience_threshold": "50"}, {"a_novice_adjuvant", "a_expert_late", "b_row"}),
+        (
+            {"surgeon_experience": "below", "experience_threshold": "50"},
+            {"a_novice_adjuvant", "a_expert_late", "b_row"},
+        ),
     ],
 )
 def test_implantation_filters(filter_world, coordinator, params, expected):
@@ -155,19 +221,30 @@ def test_invalid_filter_value_is_a_400(filter_world, coordinator):
 
 def test_pagination_is_stable_when_ordering_has_ties(centre_a, coordinator):
     surgeon = factories.SurgeonFactory(centre=centre_a)
-    factories.ImplantationFactory.create_batch(25, patient__centre=centre_a, surgeon=surgeon, implanted_on=days_after(0))
+    factories.ImplantationFactory.create_batch(
+        25, patient__centre=centre_a, surgeon=surgeon, implanted_on=days_after(0)
+    )
     client = client_for(coordinator)
     seen = []
     for page in (1, 2, 3):
-        seen += [r["id"] for r in client.get("/api/v1/implantations/", {"ordering": "implanted_on", "page_size": 10, "page": page}).json()["results"]]
+        seen += [
+            r["id"]
+            for r in client.get(
+                "/api/v1/implantations/", {"ordering": "implanted_on", "page_size": 10, "page": page}
+            ).json()["results"]
+        ]
     assert len(seen) == 25 and len(set(seen)) == 25
 
 
-@pytest.mark.parametrize("endpoint", ["implantations", "patients", "treatments", "complications", "follow-ups", "surgeons"])
+@pytest.mark.parametrize(
+    "endpoint", ["implantations", "patients", "treatments", "complications", "follow-ups", "surgeons"]
+)
 def test_queries_per_request_do_not_grow_with_page_size(centre_a, coordinator, endpoint):
     surgeon = factories.SurgeonFactory(centre=centre_a)
     for _ in range(30):
-        implantation = factories.ImplantationFactory(patient__centre=centre_a, surgeon=factories.SurgeonFactory(centre=centre_a))
+        implantation = factories.ImplantationFactory(
+            patient__centre=centre_a, surgeon=factories.SurgeonFactory(centre=centre_a)
+        )
         factories.TreatmentFactory(implantation=implantation)
         factories.ComplicationFactory(implantation=implantation)
         factories.FollowUpFactory(implantation=implantation)
@@ -197,8 +274,14 @@ def test_vocabularies_list_codes_and_labels(investigator):
 
 def test_only_the_coordinator_extends_the_complication_vocabulary(coordinator, data_manager_a):
     payload = {"code": "pump_flip", "name": "Pump flip", "grading_system": "clavien_dindo"}
-    assert client_for(data_manager_a).post("/api/v1/vocabularies/complication-types/", payload, format="json").status_code == 403
-    assert client_for(coordinator).post("/api/v1/vocabularies/complication-types/", payload, format="json").status_code == 201
+    assert (
+        client_for(data_manager_a).post("/api/v1/vocabularies/complication-types/", payload, format="json").status_code
+        == 403
+    )
+    assert (
+        client_for(coordinator).post("/api/v1/vocabularies/complication-types/", payload, format="json").status_code
+        == 201
+    )
 
 
 def test_role_lookup_is_cached_per_request(centre_a, data_manager_a):

@@ -1,4 +1,5 @@
 """The API fuzzed against its own OpenAPI schema: no server error, no response outside the schema."""
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started

@@ -1,4 +1,5 @@
 """Statistics endpoints: hand-computed answers, the same filters and scope as the lists, and suppression."""
+
 import pytest
 from rest_framework.test import APIClient
 from scipy.stats import binomtest
@@ -22,39 +23,63 @@ def wilson(x, n):
 def registry(centre_a, centre_b):
     """Centre A: 10 implantations (2 biliary sclerosis at day 20 and 200, 6 treated); centre B: 6, none."""
     expert = factories.SurgeonFactory(centre=centre_a, prior_pump_count=24)
-    a = [factories.ImplantationFactory(patient__centre=centre_a, surgeon=expert, implanted_on=days_after(i)) for i in range(10)]
-    b = [factories.ImplantationFactory(patient__centre=centre_b, implanted_on=days_after(i), indication="adjuvant") for i in range(6)]
+    a = [
+        factories.ImplantationFactory(patient__centre=centre_a, surgeon=expert, implanted_on=days_after(i))
+        for i in range(10)
+    ]
+    b = [
+        factories.ImplantationFactory(patient__centre=centre_b, implanted_on=days_after(i), indication="adjuvant")
+        for i in range(6)
+    ]
     factories.ComplicationFactory(implantation=a[0], onset_on=days_after(20, a[0].implanted_on))
     factories.ComplicationFactory(implantation=a[1], onset_on=days_after(200, a[1].implanted_on))
     for index, implantation in enumerate(a[:6]):
-        factories.TreatmentFactory(implantation=implantation, given_on=days_after(10 + index, implantation.implanted_on))
+        factories.TreatmentFactory(
+            implantation=implantation, given_on=days_after(10 + index, implantation.implanted_on)
+        )
     return {"a": a, "b": b}
 
 
 def test_complication_rate_uses_every_implantation_as_denominator(registry, coordinator):
     body = client_for(coordinator).get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()
-    assert body["groups"] == [{"group": "all", "implantations": 16, "events": 2, "rate": 2 / 16, "ci": pytest.approx(wilson(2, 16))}]
+    assert body["groups"] == [
+        {"group": "all", "implantations": 16, "events": 2, "rate": 2 / 16, "ci": pytest.approx(wilson(2, 16))}
+    ]
 
 
 def test_within_days_and_group_by_centre(registry, coordinator):
-    body = client_for(coordinator).get(
-        "/api/v1/stats/complications/", {"type": "biliary_sclerosis", "within_days": 30, "group_by": "centre"}
-    ).json()
-    assert [(g["group"], g["implantations"], g["events"]) for g in body["groups"]] == [("CENTRE-A", 10, 1), ("CENTRE-B", 6, 0)]
+    body = (
+        client_for(coordinator)
+        .get("/api/v1/stats/complications/", {"type": "biliary_sclerosis", "within_days": 30, "group_by": "centre"})
+        .json()
+    )
+    assert [(g["group"], g["implantations"], g["events"]) for g in body["groups"]] == [
+        ("CENTRE-A", 10, 1),
+        ("CENTRE-B", 6, 0),
+    ]
     assert body["groups"][1]["ci"] == pytest.approx(wilson(0, 6))
 
 
 def test_surgeon_experience_counts_pre_registry_pumps(registry, coordinator):
-    body = client_for(coordinator).get(
-        "/api/v1/stats/complications/", {"type": "any", "group_by": "surgeon_experience", "experience_threshold": 26}
-    ).json()
+    body = (
+        client_for(coordinator)
+        .get(
+            "/api/v1/stats/complications/",
+            {"type": "any", "group_by": "surgeon_experience", "experience_threshold": 26},
+        )
+        .json()
+    )
     # The expert's registry pumps are numbers 25..34: the first is below 26, the other nine at or above.
     groups = {g["group"]: (g["implantations"], g["events"]) for g in body["groups"]}
     assert groups == {"below 26": (1 + 6, 1), "26 or more": (9, 1)}
 
 
 def test_surgeon_volume_bands(registry, coordinator):
-    body = client_for(coordinator).get("/api/v1/stats/pump-use/", {"group_by": "surgeon_volume", "surgeon_volume_bands": "3,8"}).json()
+    body = (
+        client_for(coordinator)
+        .get("/api/v1/stats/pump-use/", {"group_by": "surgeon_volume", "surgeon_volume_bands": "3,8"})
+        .json()
+    )
     # The expert placed 10 pumps on consecutive days: volumes 0..9 in the year before each.
     assert [(g["group"], g["implantations"]) for g in body["groups"]] == [("0-2", 3 + 6), ("3-7", 5), ("8+", 2)]
 
@@ -91,13 +116,23 @@ def test_overall_survival_kaplan_meier(centre_a, coordinator):
         )
     group = client_for(coordinator).get("/api/v1/stats/survival/", {"endpoint": "overall"}).json()["groups"][0]
     assert (group["n"], group["events"], group["median_days"]) == (5, 3, 300)
-    assert [(r["day"], r["at_risk"], r["events"]) for r in group["table"]] == [(100, 5, 1), (150, 4, 0), (200, 3, 1), (300, 2, 1), (400, 1, 0)]
-    assert [r["survival"] for r in group["table"]] == pytest.approx([0.8, 0.8, 0.8 * 2 / 3, 0.8 * 2 / 3 / 2, 0.8 * 2 / 3 / 2])
+    assert [(r["day"], r["at_risk"], r["events"]) for r in group["table"]] == [
+        (100, 5, 1),
+        (150, 4, 0),
+        (200, 3, 1),
+        (300, 2, 1),
+        (400, 1, 0),
+    ]
+    assert [r["survival"] for r in group["table"]] == pytest.approx(
+        [0.8, 0.8, 0.8 * 2 / 3, 0.8 * 2 / 3 / 2, 0.8 * 2 / 3 / 2]
+    )
 
 
 def test_pump_failure_is_censored_at_death(centre_a, coordinator):
     implantation = factories.ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(0))
-    factories.FollowUpFactory(implantation=implantation, contact_on=days_after(90), vital_status="dead", died_on=days_after(80))
+    factories.FollowUpFactory(
+        implantation=implantation, contact_on=days_after(90), vital_status="dead", died_on=days_after(80)
+    )
     lost = factories.ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(0))
     factories.ComplicationFactory(implantation=lost, onset_on=days_after(40), pump_lost=True)
     group = client_for(coordinator).get("/api/v1/stats/survival/", {"endpoint": "pump_failure"}).json()["groups"][0]
@@ -105,7 +140,11 @@ def test_pump_failure_is_censored_at_death(centre_a, coordinator):
 
 
 def test_small_cells_are_suppressed_for_everyone_but_the_coordinator(registry, investigator):
-    body = client_for(investigator).get("/api/v1/stats/complications/", {"type": "biliary_sclerosis", "group_by": "centre"}).json()
+    body = (
+        client_for(investigator)
+        .get("/api/v1/stats/complications/", {"type": "biliary_sclerosis", "group_by": "centre"})
+        .json()
+    )
     a, b = body["groups"]
     assert a == {"group": "CENTRE-A", "implantations": 10, "events": None, "rate": None, "ci": None, "suppressed": True}
     assert (b["events"], b["suppressed"]) == (0, False)  # zero is not suppressed
@@ -126,7 +165,12 @@ def test_a_suppressed_cell_cannot_be_recovered_from_the_total(centre_a, centre_b
 def test_survival_is_suppressed_and_coarsened_for_investigators(centre_a, investigator):
     for died in (100, 200, 300, None, None, None):
         implantation = factories.ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(0))
-        factories.FollowUpFactory(implantation=implantation, contact_on=days_after(died or 400), vital_status="dead" if died else "alive", died_on=days_after(died) if died else None)
+        factories.FollowUpFactory(
+            implantation=implantation,
+            contact_on=days_after(died or 400),
+            vital_status="dead" if died else "alive",
+            died_on=days_after(died) if died else None,
+        )
     group = client_for(investigator).get("/api/v1/stats/survival/").json()["groups"][0]
     assert group["suppressed"] and group["events"] is None and group["table"] == []
 

@@ -1,4 +1,5 @@
 """Derived values: never typed in, correct whatever order cases are entered in."""
+
 from registry.models import Implantation
 
 from .factories import (
@@ -46,7 +47,9 @@ def test_treated_and_days_to_first_dose_ignore_held_cycles(centre_a):
     assert implantation.treated is False
     assert implantation.days_to_first_dose is None
 
-    TreatmentFactory(implantation=implantation, given_on=days_after(12), dose_change="held", dose_change_reason="Low platelets")
+    TreatmentFactory(
+        implantation=implantation, given_on=days_after(12), dose_change="held", dose_change_reason="Low platelets"
+    )
     assert implantation.treated is False
 
     TreatmentFactory(implantation=implantation, given_on=days_after(30))

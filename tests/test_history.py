@@ -1,4 +1,5 @@
 """The audit trail: who, when and what changed, for every create, change and delete; never editable."""
+
 import pytest
 from django.urls import reverse
 
@@ -13,7 +14,10 @@ def test_admin_create_change_delete_each_leave_a_history_row_with_the_user(clien
     client.force_login(data_manager_a)
     client.post(reverse("admin:registry_patient_add"), patient_form(centre_a, pseudonym="PT-HIST-1"))
     patient = Patient.objects.get(pseudonym="PT-HIST-1")
-    client.post(reverse("admin:registry_patient_change", args=[patient.pk]), patient_form(centre_a, pseudonym="PT-HIST-1", birth_year="1970"))
+    client.post(
+        reverse("admin:registry_patient_change", args=[patient.pk]),
+        patient_form(centre_a, pseudonym="PT-HIST-1", birth_year="1970"),
+    )
     client.post(reverse("admin:registry_patient_delete", args=[patient.pk]), {"post": "yes"})
 
     history = Patient.history.filter(id=patient.pk).order_by("history_date")
@@ -29,7 +33,20 @@ def test_child_records_entered_inline_are_audited_too(client, data_manager_a, ce
     client.force_login(data_manager_a)
     patient, surgeon = PatientFactory(centre=centre_a), SurgeonFactory(centre=centre_a)
     data = implantation_form(patient, surgeon)
-    data.update(inline_rows("treatments", [{"given_on": "2024-05-20", "drug": "fudr", "dose": "0.12", "dose_unit": "mg/kg/day", "dose_change": "full"}]))
+    data.update(
+        inline_rows(
+            "treatments",
+            [
+                {
+                    "given_on": "2024-05-20",
+                    "drug": "fudr",
+                    "dose": "0.12",
+                    "dose_unit": "mg/kg/day",
+                    "dose_change": "full",
+                }
+            ],
+        )
+    )
     assert client.post(reverse("admin:registry_implantation_add"), data).status_code == 302
     from registry.models import Treatment
 
@@ -41,7 +58,11 @@ def test_service_writes_record_the_user_and_reason(data_manager_a, centre_a):
     implantation.length_of_stay_days = 6
     save_record(implantation, user=data_manager_a, reason="Discharge letter received")
     latest = implantation.history.latest()
-    assert (latest.history_user, latest.history_change_reason, latest.length_of_stay_days) == (data_manager_a, "Discharge letter received", 6)
+    assert (latest.history_user, latest.history_change_reason, latest.length_of_stay_days) == (
+        data_manager_a,
+        "Discharge letter received",
+        6,
+    )
     pk = implantation.pk
     delete_record(implantation, user=data_manager_a)
     deleted = Implantation.history.filter(id=pk).latest()

@@ -1,4 +1,5 @@
 """Bulk import of implantations: per-row per-column errors, centre scope, all or nothing, history."""
+
 import csv
 import datetime
 import io

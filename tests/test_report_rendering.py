@@ -5,6 +5,7 @@ A small registry is built with the factories: the centre under test (HOME-C,
 that their dots must not appear on the funnel plots. Expected figures are
 worked out by hand from the data below.
 """
+
 import datetime
 import json
 import re
@@ -71,10 +72,13 @@ def registry(db):
         if i < 14:  # 14 of 20 pumps delivered a dose, 17 days after implantation
             factories.TreatmentFactory(implantation=implantation, given_on=days_after(17, implantation.implanted_on))
         if i in (1, 3, 5):  # catheter-related, within 90 days
-            factories.ComplicationFactory(implantation=implantation, type=occlusion,
-                                          onset_on=days_after(20, implantation.implanted_on))
+            factories.ComplicationFactory(
+                implantation=implantation, type=occlusion, onset_on=days_after(20, implantation.implanted_on)
+            )
         if i == 0:
-            factories.ComplicationFactory(implantation=implantation, onset_on=days_after(200, implantation.implanted_on))
+            factories.ComplicationFactory(
+                implantation=implantation, onset_on=days_after(200, implantation.implanted_on)
+            )
         if i < 5:  # last contact more than 6 months before the cut, alive
             factories.FollowUpFactory(implantation=implantation, contact_on=datetime.date(2024, 6, 15))
         elif i < 15:
@@ -97,8 +101,9 @@ def registry(db):
                 factories.TreatmentFactory(implantation=implantation)
             if j < occlusions:
                 kind = infection if j < infections else occlusion
-                factories.ComplicationFactory(implantation=implantation, type=kind,
-                                              onset_on=days_after(30, implantation.implanted_on))
+                factories.ComplicationFactory(
+                    implantation=implantation, type=kind, onset_on=days_after(30, implantation.implanted_on)
+                )
     return home_implants
 
 
@@ -108,7 +113,9 @@ def report_kwargs(centre_code=HOME):
         "period_start": PERIOD[0],
         "period_end": PERIOD[1],
         "data_cut": DATA_CUT,
-        "complication_types": list(ComplicationType.objects.order_by("name").values("code", "name", "catheter_related")),
+        "complication_types": list(
+            ComplicationType.objects.order_by("name").values("code", "name", "catheter_related")
+        ),
         "method_version": METHOD,
     }
 
@@ -117,9 +124,15 @@ def pdf_text(pdf, tmp_path):
     path = tmp_path / "report.pdf"
     path.write_bytes(pdf)
     if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True).stdout
-        pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(
-            ["pdfinfo", str(path)], check=True, capture_output=True, text=True).stdout).group(1))
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
+        ).stdout
+        pages = int(
+            re.search(
+                r"Pages:\s+(\d+)",
+                subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True, text=True).stdout,
+            ).group(1)
+        )
         return text, pages
     pypdf = pytest.importorskip("pypdf", reason="needs pdftotext (poppler-utils) or pypdf")
     reader = pypdf.PdfReader(str(path))
@@ -200,8 +213,16 @@ def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, 
     ]:
         assert expected in flat, expected
     # Chart labels are real text in the PDF (vector SVG, not pictures).
-    for label in ("Surgeon HOME-S1", "Surgeon HOME-S2", "25th pump", "99.8% limits", "Other centres (anonymous)",
-                  "Implantations at the centre (volume)", "Months since implantation", "Pump still usable"):
+    for label in (
+        "Surgeon HOME-S1",
+        "Surgeon HOME-S2",
+        "25th pump",
+        "99.8% limits",
+        "Other centres (anonymous)",
+        "Implantations at the centre (volume)",
+        "Months since implantation",
+        "Pump still usable",
+    ):
         assert label in flat, label
     assert "Page 2 of" in flat
 
@@ -231,7 +252,13 @@ def test_rendering_is_deterministic(registry):
 def test_a_centre_without_implantations_still_gets_a_report(registry):
     factories.CentreFactory(code="NEWCOMER")
     context = build_report_context(cohort(as_of=None), **report_kwargs("NEWCOMER"))
-    assert context["pump_use"]["centre"] == {"events": 0, "n": 0, "rate": None, "ci": None, "median_days_to_first_dose": None}
+    assert context["pump_use"]["centre"] == {
+        "events": 0,
+        "n": 0,
+        "rate": None,
+        "ci": None,
+        "median_days_to_first_dose": None,
+    }
     assert context["cusum"]["surgeons"] == []
     html = render_html(context)
     assert "NEWCOMER" in html and HOME not in html

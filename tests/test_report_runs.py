@@ -1,4 +1,5 @@
 """Report runs in eager mode: one report and one email per centre, idempotent tasks, frozen data cut."""
+
 import datetime
 import smtplib
 from unittest import mock
@@ -50,7 +51,7 @@ def test_run_reports_command_makes_and_sends_one_report_per_centre(centres, djan
     for message, centre in zip(sorted(mail.outbox, key=lambda m: m.to[0]), centres):
         assert message.to == [f"lead@{centre.code.lower()}.example.org"]
         assert centre.code in message.subject and "June 2024" in message.subject
-        (name, content, mimetype), = message.attachments
+        ((name, content, mimetype),) = message.attachments
         assert mimetype == "application/pdf" and content.startswith(b"%PDF")
     assert "Run 1" in capsys.readouterr().out or "Run " in capsys.readouterr().out
 
@@ -107,7 +108,9 @@ def test_a_centre_without_recipients_does_not_block_the_run(db, media, django_ca
     assert mail.outbox == []
 
 
-def test_rows_entered_after_the_cut_are_excluded_and_rerendering_gives_the_same_numbers(centres, django_capture_on_commit_callbacks):
+def test_rows_entered_after_the_cut_are_excluded_and_rerendering_gives_the_same_numbers(
+    centres, django_capture_on_commit_callbacks
+):
     cut = timezone.now()
     late = factories.ImplantationFactory(patient__centre=centres[0])
     late.created_at = cut + datetime.timedelta(minutes=5)
@@ -139,9 +142,16 @@ def test_monthly_schedule_starts_the_previous_month(centres, django_capture_on_c
 
 @pytest.mark.parametrize(
     "role,centre_index,sees",
-    [(Role.COORDINATOR, None, {"RPT-1", "RPT-2", "RPT-3"}), (Role.DATA_MANAGER, 0, {"RPT-1"}), (Role.CENTRE_LEAD, 1, {"RPT-2"}), (Role.INVESTIGATOR, None, set())],
+    [
+        (Role.COORDINATOR, None, {"RPT-1", "RPT-2", "RPT-3"}),
+        (Role.DATA_MANAGER, 0, {"RPT-1"}),
+        (Role.CENTRE_LEAD, 1, {"RPT-2"}),
+        (Role.INVESTIGATOR, None, set()),
+    ],
 )
-def test_reports_api_lists_a_centres_reports_to_its_users_only(centres, django_capture_on_commit_callbacks, role, centre_index, sees):
+def test_reports_api_lists_a_centres_reports_to_its_users_only(
+    centres, django_capture_on_commit_callbacks, role, centre_index, sees
+):
     run_now(django_capture_on_commit_callbacks)
     user = factories.user_with_role(role, centres[centre_index] if centre_index is not None else None)
     client = APIClient()
@@ -159,7 +169,9 @@ def test_reports_api_lists_a_centres_reports_to_its_users_only(centres, django_c
 def test_coordinator_starts_a_run_from_the_admin(centres, client, coordinator, django_capture_on_commit_callbacks):
     client.force_login(coordinator)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/reports/reportrun/add/", {"period": "2024-06-01", "data_cut_0": "", "data_cut_1": ""})
+        response = client.post(
+            "/admin/reports/reportrun/add/", {"period": "2024-06-01", "data_cut_0": "", "data_cut_1": ""}
+        )
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert ReportRun.objects.get().triggered_by == coordinator and len(mail.outbox) == 3
 

@@ -3,6 +3,7 @@
 Real Celery workers (separate processes) against a real Redis and the test's
 PostgreSQL database; emails go to files so both workers' sends can be counted.
 """
+
 import os
 import re
 import signal
@@ -75,9 +76,32 @@ def worker_env(tmp_path, settings):
 
 def start_worker(env, name, log):
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "registry", "worker", "-Q", env["CELERY_TASK_DEFAULT_QUEUE"],
-         "-c", "2", "-P", "prefork", "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "registry",
+            "worker",
+            "-Q",
+            env["CELERY_TASK_DEFAULT_QUEUE"],
+            "-c",
+            "2",
+            "-P",
+            "prefork",
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -106,7 +130,11 @@ def test_killed_worker_run_finishes_with_every_report_sent_exactly_once(worker_e
         try:
             subprocess.run(
                 [sys.executable, "manage.py", "run_reports", "--period", "2024-06"],
-                cwd=ROOT, env=worker_env, check=True, capture_output=True, timeout=60,
+                cwd=ROOT,
+                env=worker_env,
+                check=True,
+                capture_output=True,
+                timeout=60,
             )
             run = ReportRun.objects.get()
 
@@ -125,8 +153,18 @@ def test_killed_worker_run_finishes_with_every_report_sent_exactly_once(worker_e
         # As if the fan-out task itself were delivered again: every centre,
         # sent or not, gets another task, and none may be emailed twice.
         subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", f"from reports.tasks import execute_run; execute_run.delay({run.pk})"],
-            cwd=ROOT, env=worker_env, check=True, capture_output=True, timeout=60,
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                f"from reports.tasks import execute_run; execute_run.delay({run.pk})",
+            ],
+            cwd=ROOT,
+            env=worker_env,
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
 
         second = start_worker(worker_env, "second", log)

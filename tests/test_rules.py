@@ -1,4 +1,5 @@
 """Rules that keep the data right: each rejection names the field that is wrong."""
+
 import datetime
 from decimal import Decimal
 
@@ -46,18 +47,26 @@ def implantation(centre_a):
     ],
 )
 def test_implausible_dose_for_drug_and_unit_is_rejected_on_its_field(implantation, drug, unit, dose, field):
-    treatment = Treatment(implantation=implantation, given_on=days_after(16), drug=drug, dose_unit=unit, dose=Decimal(dose))
+    treatment = Treatment(
+        implantation=implantation, given_on=days_after(16), drug=drug, dose_unit=unit, dose=Decimal(dose)
+    )
     assert field in field_errors(treatment)
 
 
-@pytest.mark.parametrize("drug,unit,dose", [("fudr", "mg/kg/day", "0.12"), ("oxaliplatin", "mg/m2", "100"), ("5fu", "mg/m2", "1000")])
+@pytest.mark.parametrize(
+    "drug,unit,dose", [("fudr", "mg/kg/day", "0.12"), ("oxaliplatin", "mg/m2", "100"), ("5fu", "mg/m2", "1000")]
+)
 def test_plausible_doses_pass(implantation, drug, unit, dose):
-    Treatment(implantation=implantation, given_on=days_after(16), drug=drug, dose_unit=unit, dose=Decimal(dose)).full_clean()
+    Treatment(
+        implantation=implantation, given_on=days_after(16), drug=drug, dose_unit=unit, dose=Decimal(dose)
+    ).full_clean()
 
 
 def test_database_rejects_an_implausible_dose_even_without_validation(implantation):
     with pytest.raises(IntegrityError), transaction.atomic():
-        Treatment.objects.create(implantation=implantation, given_on=days_after(16), drug="fudr", dose_unit="mg/kg/day", dose=5)
+        Treatment.objects.create(
+            implantation=implantation, given_on=days_after(16), drug="fudr", dose_unit="mg/kg/day", dose=5
+        )
 
 
 @pytest.mark.parametrize("grade", [0, 6])
@@ -74,7 +83,10 @@ def test_clavien_dindo_only_for_surgical_types_and_v_means_grade_5(implantation)
     toxicity = ComplicationFactory.build(implantation=implantation, clavien_dindo="II")
     assert "clavien_dindo" in field_errors(toxicity)
     surgical = ComplicationFactory.build(
-        implantation=implantation, type=ComplicationType.objects.get(code="pocket_infection"), clavien_dindo="V", grade=3
+        implantation=implantation,
+        type=ComplicationType.objects.get(code="pocket_infection"),
+        clavien_dindo="V",
+        grade=3,
     )
     assert "grade" in field_errors(surgical)
 
@@ -131,11 +143,15 @@ def test_baseline_liver_tests_and_earlier_systemic_lines_may_precede_the_implant
     assert "measured_on" in field_errors(
         LiverTestFactory.build(implantation=implantation, measured_on=days_after(-120), is_baseline=True)
     )
-    SystemicTherapyLineFactory.build(patient=implantation.patient, started_on=days_after(-300), ended_on=days_after(-20)).full_clean()
+    SystemicTherapyLineFactory.build(
+        patient=implantation.patient, started_on=days_after(-300), ended_on=days_after(-20)
+    ).full_clean()
 
 
 def test_systemic_line_cannot_end_before_it_starts(implantation):
-    line = SystemicTherapyLineFactory.build(patient=implantation.patient, started_on=days_after(-30), ended_on=days_after(-60))
+    line = SystemicTherapyLineFactory.build(
+        patient=implantation.patient, started_on=days_after(-30), ended_on=days_after(-60)
+    )
     assert "ended_on" in field_errors(line)
     with pytest.raises(IntegrityError), transaction.atomic():
         line.save()
@@ -143,13 +159,17 @@ def test_systemic_line_cannot_end_before_it_starts(implantation):
 
 def test_no_date_in_the_future(implantation):
     tomorrow = rules.today() + datetime.timedelta(days=1)
-    assert "implanted_on" in field_errors(ImplantationFactory.build(patient=implantation.patient, surgeon=implantation.surgeon, implanted_on=tomorrow))
+    assert "implanted_on" in field_errors(
+        ImplantationFactory.build(patient=implantation.patient, surgeon=implantation.surgeon, implanted_on=tomorrow)
+    )
     assert "given_on" in field_errors(TreatmentFactory.build(implantation=implantation, given_on=tomorrow))
 
 
 def test_death_comes_after_everything_else(implantation):
     TreatmentFactory(implantation=implantation, given_on=days_after(100))
-    early_death = FollowUp(implantation=implantation, contact_on=days_after(120), vital_status="dead", died_on=days_after(90))
+    early_death = FollowUp(
+        implantation=implantation, contact_on=days_after(120), vital_status="dead", died_on=days_after(90)
+    )
     assert "HAI dose" in " ".join(field_errors(early_death)["died_on"])
 
     FollowUpFactory(implantation=implantation, contact_on=days_after(200), vital_status="dead", died_on=days_after(150))
@@ -158,7 +178,12 @@ def test_death_comes_after_everything_else(implantation):
 
 
 def test_follow_up_event_dates_fit_between_implantation_contact_and_death(implantation):
-    record = FollowUp(implantation=implantation, contact_on=days_after(100), vital_status="alive", hepatic_progression_on=days_after(130))
+    record = FollowUp(
+        implantation=implantation,
+        contact_on=days_after(100),
+        vital_status="alive",
+        hepatic_progression_on=days_after(130),
+    )
     assert "hepatic_progression_on" in field_errors(record)
     record = FollowUp(implantation=implantation, contact_on=days_after(100), vital_status="dead")
     assert "died_on" in field_errors(record)
@@ -191,7 +216,9 @@ def test_no_dose_on_an_implantation_recorded_as_never_treated(implantation):
     implantation.save()
     assert "given_on" in field_errors(TreatmentFactory.build(implantation=implantation))
     # A held cycle is not a dose.
-    TreatmentFactory.build(implantation=implantation, dose_change="held", dose_change_reason="Bilirubin raised").full_clean()
+    TreatmentFactory.build(
+        implantation=implantation, dose_change="held", dose_change_reason="Bilirubin raised"
+    ).full_clean()
 
 
 def test_follow_up_saying_never_used_requires_the_reason(implantation):

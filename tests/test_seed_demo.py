@@ -1,4 +1,5 @@
 """The demo seeder: deterministic, valid row by row, and its rates follow the brief's published figures."""
+
 import datetime
 import random
 import statistics
@@ -57,9 +58,18 @@ def derived(seeded, db):
             resected=Exists(FollowUp.objects.filter(implantation=OuterRef("pk"), resected=True)),
         )
         .values(
-            "id", "patient__centre_id", "indication", "implanted_on", "never_treated_reason", "derived_treated",
-            "derived_first_dose_on", "derived_surgeon_sequence", "any_complication", "pump_complication",
-            "biliary_sclerosis", "resected",
+            "id",
+            "patient__centre_id",
+            "indication",
+            "implanted_on",
+            "never_treated_reason",
+            "derived_treated",
+            "derived_first_dose_on",
+            "derived_surgeon_sequence",
+            "any_complication",
+            "pump_complication",
+            "biliary_sclerosis",
+            "resected",
         )
     )
 
@@ -178,8 +188,20 @@ def test_overall_survival_median_about_two_years(seeded, db):
 
 def test_a_sample_of_every_table_passes_full_clean(seeded, db):
     rng = random.Random(0)
-    models = [Centre, Surgeon, ReportRecipient, Membership, Patient, Implantation, Treatment, Complication, LiverTest,
-              PerfusionCheck, SystemicTherapyLine, FollowUp]
+    models = [
+        Centre,
+        Surgeon,
+        ReportRecipient,
+        Membership,
+        Patient,
+        Implantation,
+        Treatment,
+        Complication,
+        LiverTest,
+        PerfusionCheck,
+        SystemicTherapyLine,
+        FollowUp,
+    ]
     for model in models:
         pks = sorted(model.objects.values_list("pk", flat=True))
         sample = rng.sample(pks, min(len(pks), 40))
@@ -204,7 +226,10 @@ def test_nothing_is_dated_after_the_reference_date_or_a_death(seeded, db):
     deaths = dict(FollowUp.objects.filter(died_on__isnull=False).values_list("implantation__patient_id", "died_on"))
     assert len(deaths) > IMPLANTATIONS // 4
     dated = (
-        (Treatment, "given_on"), (Complication, "onset_on"), (LiverTest, "measured_on"), (PerfusionCheck, "checked_on")
+        (Treatment, "given_on"),
+        (Complication, "onset_on"),
+        (LiverTest, "measured_on"),
+        (PerfusionCheck, "checked_on"),
     )
     for model, field in dated:
         for patient_id, when in model.objects.values_list("implantation__patient_id", field):

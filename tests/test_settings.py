@@ -1,4 +1,5 @@
 """Settings come from the environment; production settings pass the deploy checks."""
+
 import os
 import subprocess
 import sys
@@ -10,7 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_manage(*args, **env):
     full_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
     full_env.update(DJANGO_SETTINGS_MODULE="registry.settings", **env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+    )
 
 
 PRODUCTION = {

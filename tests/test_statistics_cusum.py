@@ -16,6 +16,7 @@ Where each asserted figure comes from:
 * Everything else is derived by hand from the formula (arithmetic in comments),
   or is a property / exact-enumeration check of the simulation, not a citation.
 """
+
 import itertools
 import math
 

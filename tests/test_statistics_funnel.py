@@ -10,6 +10,7 @@ No published table of limits is asserted here.  Instead:
 * properties: lower <= θ₀ <= upper, limits narrow as n grows, exact limits
   approach the normal approximation for large n.
 """
+
 import math
 from fractions import Fraction
 
@@ -79,8 +80,16 @@ def test_worked_example_n100_theta_0_1():
     #   p = 0.999: F(19) = 0.998021, F(20) = 0.999192 -> r_p = 20, alpha = 0.16433, limit = 0.198357
     #   p = 0.001: F(1) = 0.000322, F(2) = 0.001945 -> r_p = 2, alpha = 0.58211, limit = 0.014179
     theta = Fraction(1, 10)
-    for r, expected in [(15, 0.960109), (16, 0.979401), (4, 0.023711), (5, 0.057577),
-                        (19, 0.998021), (20, 0.999192), (1, 0.000322), (2, 0.001945)]:
+    for r, expected in [
+        (15, 0.960109),
+        (16, 0.979401),
+        (4, 0.023711),
+        (5, 0.057577),
+        (19, 0.998021),
+        (20, 0.999192),
+        (1, 0.000322),
+        (2, 0.001945),
+    ]:
         assert float(exact_cdf(r, 100, theta)) == pytest.approx(expected, abs=5e-7)
     expected = {0.975: 0.157719, 0.025: 0.040381, 0.999: 0.198357, 0.001: 0.014179}
     for p, limit in expected.items():
@@ -100,9 +109,7 @@ def test_r_p_is_qbinom_and_limits_match_exact_arithmetic(theta, n):
         # qbinom definition: F(r-1) < p <= F(r)
         assert exact_cdf(r, n, t) >= pf and exact_cdf(r - 1, n, t) < pf
         assert r == int(binom.ppf(float(pf), n, float(t)))
-        assert funnel_limits(float(t), n, float(pf)) == pytest.approx(
-            spiegelhalter_limit_by_hand(t, n, pf), abs=1e-9
-        )
+        assert funnel_limits(float(t), n, float(pf)) == pytest.approx(spiegelhalter_limit_by_hand(t, n, pf), abs=1e-9)
 
 
 def test_vector_n_returns_a_list_in_order():

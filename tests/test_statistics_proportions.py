@@ -7,6 +7,7 @@ Table I — method 3 (Wilson score, no continuity correction) and method 5
 scipy's ``binomtest(...).proportion_ci`` is a second, independent implementation
 that must agree (it does, to the printed 4 decimals, for all four examples).
 """
+
 import math
 
 import pytest

@@ -6,6 +6,7 @@ These are rule checks, not published figures.  The brute-force test plays a
 reader who knows the algorithm: it enumerates every count vector that would be
 displayed identically and checks that no small cell has only one possible value.
 """
+
 import itertools
 
 import pytest
@@ -99,8 +100,14 @@ def test_threshold_is_configurable():
 
 @pytest.mark.parametrize(
     "cells,total",
-    [({"a": -1}, None), ({"a": 1.5}, None), ({"a": True}, None), ({"a": 5, "b": 6}, 10), ({"a": 5, "b": 6}, 20),
-     ([("a", 1), ("a", 2)], None)],
+    [
+        ({"a": -1}, None),
+        ({"a": 1.5}, None),
+        ({"a": True}, None),
+        ({"a": 5, "b": 6}, 10),
+        ({"a": 5, "b": 6}, 20),
+        ([("a", 1), ("a", 2)], None),
+    ],
 )
 def test_invalid_input(cells, total):
     with pytest.raises(ValueError):

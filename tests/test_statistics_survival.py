@@ -28,6 +28,7 @@ Published R output asserted here:
   10.69 / 7.31, Chisq = 3.4 on 1 degrees of freedom, p = 0.0653 (older survival
   versions print p = 0.0653; newer ones round to 0.07).
 """
+
 import math
 
 import pytest

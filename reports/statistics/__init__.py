@@ -11,6 +11,7 @@ Modules:
     survival     -- Kaplan–Meier, median and its CI, log-rank (lifelines)
     suppression  -- small-cell suppression with complementary suppression
 """
+
 from .cusum import (
     CusumChart,
     cusum_arl_by_simulation,

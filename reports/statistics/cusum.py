@@ -23,6 +23,7 @@ Threshold ``h``: :func:`cusum_threshold_by_simulation` chooses it for an
 acceptable in-control false-alarm probability over a stated number of cases,
 or for a target in-control average run length (ARL0).  State ``h`` on the chart.
 """
+
 from __future__ import annotations
 
 import math

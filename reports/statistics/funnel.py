@@ -24,6 +24,7 @@ every case checked.
 Position of a centre (``funnel_position``): one of the ``POSITION_*`` strings.
 A rate exactly on a limit counts as inside that limit.
 """
+
 from __future__ import annotations
 
 import math

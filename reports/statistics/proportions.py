@@ -19,6 +19,7 @@ For ``n == 0`` there is no estimate: every function here returns ``None``
 Invalid input (negative counts, ``events > n``, confidence outside (0, 1))
 raises ``ValueError``.
 """
+
 from __future__ import annotations
 
 import math

@@ -53,6 +53,7 @@ This protects one-dimensional groups.  A two-way table with both row and
 column totals needs each row and each column passed as its own group, and a
 final check that the choices agree; that is not done here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -83,9 +84,7 @@ def _is_small(count: int, threshold: int) -> bool:
     return 0 < count < threshold
 
 
-def suppress_small_counts(
-    cells, total: int | None = None, threshold: int = 5, include_reasons: bool = False
-) -> dict:
+def suppress_small_counts(cells, total: int | None = None, threshold: int = 5, include_reasons: bool = False) -> dict:
     """Suppress small counts in one group of cells; see the module docstring."""
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         raise ValueError("threshold must be a positive int")

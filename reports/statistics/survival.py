@@ -24,6 +24,7 @@ Methods
 
 Known answers: R ``survival``'s ``aml`` data (see tests).
 """
+
 from __future__ import annotations
 
 import math

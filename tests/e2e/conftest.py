@@ -7,6 +7,7 @@ Without it the e2e tests are skipped on a workstation, but fail under CI
 On failure a screenshot and the page's HTML are written to ``$E2E_ARTIFACTS_DIR``
 (default ``/tmp/hai-e2e``).
 """
+
 import os
 import re
 from pathlib import Path
@@ -92,9 +93,11 @@ def page(browser, request):
     page.on("pageerror", lambda error: page.problems.append(f"JavaScript error: {error}"))
     page.on(
         "response",
-        lambda response: page.problems.append(f"{response.status} {response.url}")
-        if response.status >= 400 and "/static/" in response.url
-        else None,
+        lambda response: (
+            page.problems.append(f"{response.status} {response.url}")
+            if response.status >= 400 and "/static/" in response.url
+            else None
+        ),
     )
     yield page
     report = getattr(request.node, "rep_call", None)

@@ -2,6 +2,7 @@
 
 Run: ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/hai_e2e pytest tests/e2e -q``
 """
+
 import datetime
 import json
 import re

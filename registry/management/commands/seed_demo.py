@@ -1,4 +1,5 @@
 """``manage.py seed_demo``: a deterministic demo registry (see ``registry.demo``)."""
+
 import datetime as dt
 import time
 
@@ -117,10 +118,12 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         users = counts.pop("users")
 
-        self.stdout.write(self.style.SUCCESS(
-            f"Seeded {options['implantations']} implantations in {options['centres']} centres "
-            f"(seed {options['seed']}, reference date {options['reference_date']}) in {elapsed:.1f} s."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Seeded {options['implantations']} implantations in {options['centres']} centres "
+                f"(seed {options['seed']}, reference date {options['reference_date']}) in {elapsed:.1f} s."
+            )
+        )
         width = max(len(label) for label in counts)
         for label, n in counts.items():
             self.stdout.write(f"  {label:<{width}}  {n:>9}")

@@ -12,6 +12,7 @@ Used to produce ``docs/sample_report/`` (a sample for readers of the docs)::
 default); a database that already holds data is used as it is. Nothing is
 ever deleted. Page images need ``pdftoppm`` (poppler-utils).
 """
+
 import datetime
 import json
 import shutil
@@ -60,17 +61,25 @@ class Command(BaseCommand):
         parser.add_argument("--data-cut", help="ISO date-time of the data cut (default: now).")
         parser.add_argument("--method-version", default=None, help="Printed on the cover (default: the run's).")
         parser.add_argument("--dpi", type=int, default=60, help="Resolution of the page images (default 60).")
-        parser.add_argument("--max-pdf-kb", type=int, default=1024, help="Keep the PDF only below this size (default 1024).")
-        parser.add_argument("--seed-demo", action="store_true", help="Seed the demo registry first if the database is empty.")
+        parser.add_argument(
+            "--max-pdf-kb", type=int, default=1024, help="Keep the PDF only below this size (default 1024)."
+        )
+        parser.add_argument(
+            "--seed-demo", action="store_true", help="Seed the demo registry first if the database is empty."
+        )
         parser.add_argument("--centres", type=int, default=8, help="With --seed-demo: centres (default 8).")
-        parser.add_argument("--implantations", type=int, default=3000, help="With --seed-demo: implantations (default 3000).")
+        parser.add_argument(
+            "--implantations", type=int, default=3000, help="With --seed-demo: implantations (default 3000)."
+        )
         parser.add_argument("--seed", type=int, default=1, help="With --seed-demo: random seed (default 1).")
         parser.add_argument("--context", action="store_true", help="Also write the report's numbers as context.json.")
 
     def handle(self, *args, **options):
         if options["seed_demo"]:
             self._seed(options)
-        data_cut = _moment(options["data_cut"]) if options["data_cut"] else timezone.now().replace(second=0, microsecond=0)
+        data_cut = (
+            _moment(options["data_cut"]) if options["data_cut"] else timezone.now().replace(second=0, microsecond=0)
+        )
         if options["period"]:
             period_start = _month(options["period"])
         else:
@@ -80,7 +89,9 @@ class Command(BaseCommand):
 
         rows = cohort(as_of=data_cut)
         if not rows:
-            raise CommandError(f"No implantations entered by {data_cut:%Y-%m-%d %H:%M}; seed the database or pass --data-cut.")
+            raise CommandError(
+                f"No implantations entered by {data_cut:%Y-%m-%d %H:%M}; seed the database or pass --data-cut."
+            )
         codes = sorted({row.centre_code for row in rows})
         centre = options["centre"] or codes[0]
         if centre not in codes:
@@ -113,10 +124,12 @@ class Command(BaseCommand):
             kept = f"PDF not kept ({len(pdf) // 1024} KB > {options['max_pdf_kb']} KB)"
         if options["context"]:
             (out / "context.json").write_text(json.dumps(context, indent=1, sort_keys=True))
-        self.stdout.write(self.style.SUCCESS(
-            f"Centre {centre}, {context['period']['label']}, data cut {data_cut:%Y-%m-%d %H:%M}: "
-            f"{pages} page images in {out}/; {kept}."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Centre {centre}, {context['period']['label']}, data cut {data_cut:%Y-%m-%d %H:%M}: "
+                f"{pages} page images in {out}/; {kept}."
+            )
+        )
 
     def _seed(self, options):
         from registry import demo
@@ -128,7 +141,9 @@ class Command(BaseCommand):
             demo.seed_registry(options["centres"], options["implantations"], options["seed"])
         except ValueError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write(f"Seeded the demo registry: {options['centres']} centres, {options['implantations']} implantations.")
+        self.stdout.write(
+            f"Seeded the demo registry: {options['centres']} centres, {options['implantations']} implantations."
+        )
 
     def _pages(self, pdf_path, out, dpi):
         if not shutil.which("pdftoppm"):

@@ -15,7 +15,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--period", required=True, help="The month, YYYY-MM.")
-        parser.add_argument("--centre", action="append", dest="centres", metavar="CODE", help="Only this centre (repeatable).")
+        parser.add_argument(
+            "--centre", action="append", dest="centres", metavar="CODE", help="Only this centre (repeatable)."
+        )
         parser.add_argument(
             "--data-cut",
             help="ISO date-time of the cut (default: the end of the month, or now if sooner). Rows entered later are left out.",
@@ -32,6 +34,10 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error)) from error
         run = ReportRun.objects.get(pk=run.pk)
-        self.stdout.write(f"Run {run.pk} for {run.period:%Y-%m}, data cut {run.data_cut:%Y-%m-%d %H:%M %Z}: {run.get_status_display()}")
+        self.stdout.write(
+            f"Run {run.pk} for {run.period:%Y-%m}, data cut {run.data_cut:%Y-%m-%d %H:%M %Z}: {run.get_status_display()}"
+        )
         for report in run.centre_reports.select_related("centre"):
-            self.stdout.write(f"  {report.centre.code}: {report.get_status_display()}, {report.get_delivery_state_display()}")
+            self.stdout.write(
+                f"  {report.centre.code}: {report.get_status_display()}, {report.get_delivery_state_display()}"
+            )
