@@ -21,7 +21,6 @@ from .models import (
 )
 from .vocabulary import DoseChange
 
-
 # --- The never-treated rule across the implantation page's inlines --------------
 #
 # Doses and follow-ups are edited together with the implantation, so the rule

@@ -299,7 +299,7 @@ def plan_centres(rng, n_centres, n_implantations, reference_date):
                 counts[donor] -= 1
                 counts[i] += 1
     span = accrual_end - accrual_start
-    for i, (centre, count) in enumerate(zip(centres, counts)):
+    for i, (centre, count) in enumerate(zip(centres, counts, strict=True)):
         centre.count = count
         if i >= 3:  # the three largest founded the registry; the others joined later
             centre.starts = accrual_start + int(rng.uniform(0, 0.6) * span)
@@ -718,7 +718,7 @@ class CaseFactory:
         contacts = []
         low, high = imp + 60, (death if dead else final_contact) - 30
         if high > low:
-            contacts = sorted(set(rng.randint(low, high) for _ in range(rng.randint(0, 2))))
+            contacts = sorted({rng.randint(low, high) for _ in range(rng.randint(0, 2))})
         contacts.append(final_contact)
         if treated and indication != "adjuvant":
             if resection:
@@ -1022,7 +1022,7 @@ class _ChildWriter:
             return len(rows)
         quote = connection.ops.quote_name
         columns = ", ".join(quote(f.column) for f in self.fields)
-        spec = [(f.attname, default) for f, default in zip(self.fields, self.defaults)]
+        spec = [(f.attname, default) for f, default in zip(self.fields, self.defaults, strict=True)]
         with connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {quote(self.model._meta.db_table)} ({columns}) FROM STDIN") as copy:
                 for row in rows:
@@ -1032,7 +1032,7 @@ class _ChildWriter:
 
 def _stamp(entered):
     day, minute = entered
-    return dt.datetime.combine(dt.date.fromordinal(day), dt.time(minute // 60, minute % 60), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(dt.date.fromordinal(day), dt.time(minute // 60, minute % 60), tzinfo=dt.UTC)
 
 
 def _date(ordinal):
@@ -1135,7 +1135,7 @@ def seed_registry(
 
         rows = [Centre(code=c.code, name=c.name, country=c.country, active=True) for c in plans]
         rows = _bulk(Centre, rows, batch_size)
-        for plan, row in zip(plans, rows):
+        for plan, row in zip(plans, rows, strict=True):
             plan.pk = row.pk
         surgeon_rows = [
             Surgeon(code=s.code, centre_id=c.pk, prior_pump_count=s.prior, active=s.left is None)
@@ -1144,7 +1144,7 @@ def seed_registry(
         ]
         surgeon_rows = _bulk(Surgeon, surgeon_rows, batch_size)
         flat = [s for c in plans for s in c.surgeons]
-        for plan, row in zip(flat, surgeon_rows):
+        for plan, row in zip(flat, surgeon_rows, strict=True):
             plan.pk = row.pk
         recipients = []
         for c in plans:
@@ -1179,7 +1179,7 @@ def seed_registry(
                             "created_at": _stamp(case.patient["created_at"]),
                         },
                     )
-                    for sk, case in zip(chunk, cases)
+                    for sk, case in zip(chunk, cases, strict=True)
                 ],
                 batch_size,
             )
@@ -1195,12 +1195,12 @@ def seed_registry(
                             "created_at": _stamp(case.implantation["created_at"]),
                         },
                     )
-                    for sk, case, patient in zip(chunk, cases, patients)
+                    for sk, case, patient in zip(chunk, cases, patients, strict=True)
                 ],
                 batch_size,
             )
             children = {model: [] for model in writers}
-            for case, patient, implant in zip(cases, patients, implants):
+            for case, patient, implant in zip(cases, patients, implants, strict=True):
                 pk = implant.pk
                 children[Treatment] += [
                     dict(t, implantation_id=pk, given_on=_date(t["given_on"]), created_at=_stamp(t["created_at"]))

@@ -733,7 +733,7 @@ class FollowUp(ImplantationChild):
             elif implanted_on and self.died_on < implanted_on:
                 errors["died_on"] = f"The date of death precedes the implantation ({implanted_on})."
         if implantation is not None and self.pump_never_used:
-            for field, message in rules.never_treated_errors(
+            for _field, message in rules.never_treated_errors(
                 reason=implantation.never_treated_reason,
                 dose_count=implantation.treatments.given().count() if implantation.pk else 0,
                 pump_never_used=True,

@@ -134,7 +134,7 @@ class GradingSystem(models.TextChoices):
 
 
 class ClavienDindo(models.TextChoices):
-    I = "I", "I"
+    I = "I", "I"  # noqa: E741 (Clavien-Dindo grade I)
     II = "II", "II"
     IIIA = "IIIa", "IIIa"
     IIIB = "IIIb", "IIIb"

@@ -7,6 +7,7 @@ Rates use every implantation as the denominator (intention to treat).
 
 import statistics as pystats
 from collections import OrderedDict
+from itertools import pairwise
 
 from .statistics import kaplan_meier, wilson_interval
 
@@ -40,7 +41,7 @@ class Grouping:
     @staticmethod
     def band_labels(bands):
         edges = [0, *bands]
-        labels = [f"{low}-{high - 1}" if high - 1 != low else str(low) for low, high in zip(edges, edges[1:])]
+        labels = [f"{low}-{high - 1}" if high - 1 != low else str(low) for low, high in pairwise(edges)]
         return [*labels, f"{edges[-1]}+"]
 
     @staticmethod

@@ -322,7 +322,7 @@ def km_svg(endpoint, centre_code, *, prefix, width_cm=8.4, height_cm=6.6):
             ax.step(xs, ys, where="post", color=OWN, lw=1.5, label=f"{centre_code} (n = {centre['n']})")
             censored = [(r["day"] / MONTH_DAYS, r["survival"]) for r in centre["curve"] if r["censored"]]
             if censored and len(censored) <= 60:  # beyond that the ticks only thicken the line
-                ax.plot(*zip(*censored), ls="none", marker="|", ms=3.5, color=OWN, mew=0.6)
+                ax.plot(*zip(*censored, strict=True), ls="none", marker="|", ms=3.5, color=OWN, mew=0.6)
         ax.axhline(0.5, color="#bbbbbb", lw=0.6, ls=(0, (2, 2)))
         lowest = min([r["survival"] for r in centre["curve"] + registry["curve"]] + [1.0])
         y_low = max(0.0, min(0.5, math.floor((lowest - 0.05) * 10) / 10))
@@ -356,9 +356,9 @@ def indication_svg(indications, centre_code, *, prefix="indications", width_cm=1
         ax.barh([p + bar / 2 for p in positions], own, height=bar, color=OWN, label=centre_code)
         ax.barh([p - bar / 2 for p in positions], [v or 0 for v in reg], height=bar, color=OTHERS, label="Registry")
         top = max([*own, *(v or 0 for v in reg), 0.1])
-        for p, value in zip(positions, own):
+        for p, value in zip(positions, own, strict=True):
             ax.text(value + top * 0.01, p + bar / 2, f"{value:.0%}", va="center", fontsize=7, color=OWN)
-        for p, value in zip(positions, reg):
+        for p, value in zip(positions, reg, strict=True):
             label = f"{value:.0%}" if value is not None else "suppressed"
             ax.text((value or 0) + top * 0.01, p - bar / 2, label, va="center", fontsize=7, color="#555555")
         ax.set_yticks(positions, [r["short_label"] for r in rows])

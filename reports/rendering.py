@@ -440,7 +440,7 @@ def _cusum(rows, own, measures, cut_date):
                 current=chart.values[-1],
                 points=[
                     {"sequence": r.surgeon_sequence, "value": v, "event": bool(y), "signal": i in signal_set}
-                    for i, (r, v, y) in enumerate(zip(cases, chart.values, outcomes))
+                    for i, (r, v, y) in enumerate(zip(cases, chart.values, outcomes, strict=True))
                 ],
                 signals=[
                     {

@@ -130,6 +130,10 @@ class Membership(models.Model):
             ),
         ]
 
+    def __str__(self):
+        where = self.centre.code if self.centre_id else "registry"
+        return f"{self.user} – {self.get_role_display()} ({where})"
+
     def clean(self):
         from django.core.exceptions import ValidationError
 
@@ -139,7 +143,3 @@ class Membership(models.Model):
             raise ValidationError(
                 {"centre": "Coordinators and investigators are registry-wide; leave the centre empty."}
             )
-
-    def __str__(self):
-        where = self.centre.code if self.centre_id else "registry"
-        return f"{self.user} – {self.get_role_display()} ({where})"

@@ -33,7 +33,7 @@ TEMPLATE_FILE = Path(settings.BASE_DIR) / "docs" / "import_template.csv"
 
 
 def good_row(patient="PT-000001", **overrides):
-    row = {name: "" for name in COLUMNS}
+    row = dict.fromkeys(COLUMNS, "")
     row.update(
         patient=patient,
         surgeon="SURG-01",

@@ -48,7 +48,7 @@ def test_run_reports_command_makes_and_sends_one_report_per_centre(centres, djan
         (c.code, "rendered", "sent", 1) for c in centres
     ]
     assert len(mail.outbox) == 3
-    for message, centre in zip(sorted(mail.outbox, key=lambda m: m.to[0]), centres):
+    for message, centre in zip(sorted(mail.outbox, key=lambda m: m.to[0]), centres, strict=True):
         assert message.to == [f"lead@{centre.code.lower()}.example.org"]
         assert centre.code in message.subject and "June 2024" in message.subject
         ((name, content, mimetype),) = message.attachments

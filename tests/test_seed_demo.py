@@ -240,7 +240,7 @@ def test_nothing_is_dated_after_the_reference_date_or_a_death(seeded, db):
 
 
 def test_entry_times_are_seeded_so_report_data_cuts_see_the_registry_grow(seeded, db):
-    latest_entry = datetime.datetime.combine(REFERENCE, datetime.time(23, 59), tzinfo=datetime.timezone.utc)
+    latest_entry = datetime.datetime.combine(REFERENCE, datetime.time(23, 59), tzinfo=datetime.UTC)
     entered = dict(Implantation.objects.values_list("pk", "created_at"))
     assert max(entered.values()) <= latest_entry
     for model in (Treatment, Complication, LiverTest, PerfusionCheck, FollowUp):

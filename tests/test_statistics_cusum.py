@@ -166,7 +166,7 @@ def test_threshold_for_false_alarm_rate_is_right_by_exact_enumeration():
 
 
 def test_threshold_simulation_is_deterministic_and_monotone():
-    kw = dict(n_cases=60, n_sim=5000, seed=11)
+    kw = {"n_cases": 60, "n_sim": 5000, "seed": 11}
     a = cusum_threshold_by_simulation(0.1, 2.0, false_alarm_rate=0.05, **kw)
     b = cusum_threshold_by_simulation(0.1, 2.0, false_alarm_rate=0.05, **kw)
     assert a == b

@@ -13,6 +13,7 @@ No published table of limits is asserted here.  Instead:
 
 import math
 from fractions import Fraction
+from itertools import pairwise
 
 import pytest
 from scipy.stats import binom
@@ -128,7 +129,7 @@ def test_limits_bracket_theta_and_narrow_with_n():
         assert width[10 * n] < width[n]
     # Upper contours are monotone decreasing to within the interpolation's small wiggle.
     upper = [r["upper_998"] for r in rows]
-    assert all(b <= a + 0.01 for a, b in zip(upper, upper[1:]))
+    assert all(b <= a + 0.01 for a, b in pairwise(upper))
 
 
 def test_exact_limits_approach_the_normal_approximation_for_large_n():

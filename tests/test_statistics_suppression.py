@@ -128,7 +128,7 @@ def _consistent_originals(result):
     out = []
     for values in itertools.product(range(1, total + 1), repeat=len(hidden)):
         candidate = list(shown_counts)
-        for i, v in zip(hidden, values):
+        for i, v in zip(hidden, values, strict=True):
             candidate[i] = v
         if sum(candidate) != total:
             continue

@@ -96,7 +96,7 @@ def _risks_for(outcomes: Sequence[int], risks) -> list[float]:
 
 def cusum_scores(outcomes: Sequence[int], risks, odds_ratio: float = 2.0) -> list[float]:
     """W_t for each case.  ``risks`` is one baseline risk for all cases or one per case."""
-    return [cusum_weight(y, p, odds_ratio) for y, p in zip(outcomes, _risks_for(outcomes, risks))]
+    return [cusum_weight(y, p, odds_ratio) for y, p in zip(outcomes, _risks_for(outcomes, risks), strict=True)]
 
 
 @dataclass(frozen=True)

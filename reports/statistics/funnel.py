@@ -212,7 +212,7 @@ def funnel_z_scores(events: Sequence[int], ns: Sequence[int], theta0: float) -> 
     if len(events) != len(ns):
         raise ValueError("events and ns must have the same length")
     out = []
-    for r, n in zip(events, ns):
+    for r, n in zip(events, ns, strict=True):
         n = _check_n(n)
         out.append((r / n - theta0) / math.sqrt(theta0 * (1 - theta0) / n))
     return out

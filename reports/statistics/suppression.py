@@ -123,7 +123,7 @@ def suppress_small_counts(cells, total: int | None = None, threshold: int = 5, i
             total_reason = REASON_COMPLEMENTARY
 
     out_cells = []
-    for (key, count), reason in zip(pairs, reasons):
+    for (key, count), reason in zip(pairs, reasons, strict=True):
         cell = {"key": key, "count": None if reason else count, "suppressed": bool(reason)}
         if include_reasons:
             cell["reason"] = reason

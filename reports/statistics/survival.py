@@ -107,7 +107,7 @@ def _find_quantile(xs: list[float], curve: list[float | None], p: float, xmax: f
 
     ``xs``/``curve`` start with the origin (time 0, survival 1).
     """
-    pts = [(x, 1.0 - c) for x, c in zip(xs, curve) if c is not None]
+    pts = [(x, 1.0 - c) for x, c in zip(xs, curve, strict=True) if c is not None]
     if not pts or max(y for _, y in pts) < p:
         return None
     seen: set[float] = set()
@@ -165,6 +165,7 @@ def kaplan_meier(
         et["observed"].to_numpy(),
         et["censored"].to_numpy(),
         sf.reindex(et.index).to_numpy(dtype=float),
+        strict=True,
     )
     for time, n_i, d_i, c_i, s in columns:
         n_i, d_i, c_i, s = int(n_i), int(d_i), int(c_i), float(s)

@@ -132,4 +132,4 @@ class Command(BaseCommand):
         rows = [("username", "password", "role", "centre")] + [(u, demo.DEMO_PASSWORD, r, c) for u, r, c in users]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:
-            self.stdout.write("  " + "  ".join(value.ljust(w) for value, w in zip(row, widths)).rstrip())
+            self.stdout.write("  " + "  ".join(value.ljust(w) for value, w in zip(row, widths, strict=True)).rstrip())
