@@ -27,10 +27,23 @@ Published R output asserted here:
 * ``survdiff(Surv(time, status) ~ x, data = aml)``: Observed 7 / 11, Expected
   10.69 / 7.31, Chisq = 3.4 on 1 degrees of freedom, p = 0.0653 (older survival
   versions print p = 0.0653; newer ones round to 0.07).
+
+Delayed entry (left truncation) and the median's CI where the band is not monotone:
+``tests/reference/competing_risks_mgus2.json``, written by
+``tests/reference/competing_risks_mgus2.R`` (R 4.2.2, survival 3.5.3; console output in
+``competing_risks_mgus2.Rout``): ``survfit(Surv(entry, futime, death) ~ 1)`` on
+``survival::mgus2`` with deterministic synthetic entries (every third id enters at
+``min(etime - 0.5, id %% 37)``), data in ``tests/reference/mgus2.csv``.  R is not needed
+to run these tests.
 """
 
+import csv
+import json
 import math
+from pathlib import Path
+from time import perf_counter
 
+import numpy as np
 import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.utils import median_survival_times
@@ -178,3 +191,140 @@ def test_to_dict_is_json_friendly():
     d = kaplan_meier(MAINTAINED_T, MAINTAINED_E).to_dict()
     text = json.dumps(d)
     assert '"median": 31.0' in text and '"median_ci": [18.0, null]' in text
+
+
+REFERENCE = Path(__file__).parent / "reference"
+R = json.loads((REFERENCE / "competing_risks_mgus2.json").read_text())
+
+
+def _mgus2():
+    with (REFERENCE / "mgus2.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return (
+        [float(r["futime"]) for r in rows],
+        [int(r["death"]) for r in rows],
+        [float(r["entry"]) for r in rows],
+    )
+
+
+def test_mgus2_delayed_entry_matches_r_survfit():
+    futime, death, entry = _mgus2()
+    res = kaplan_meier(futime, death, entries=entry)
+    ref = R["km_delayed"]
+    table = res.table
+    assert [r["time"] for r in table] == ref["time"]
+    assert [r["at_risk"] for r in table] == ref["n_risk"]
+    assert [r["events"] for r in table] == ref["n_event"]
+    assert [r["censored"] for r in table] == ref["n_censor"]
+    for key, column in (("survival", "surv"), ("std_err", "std_err"), ("ci_low", "lower"), ("ci_high", "upper")):
+        for row, expected in zip(table, ref[column], strict=True):
+            if expected is None:  # R: NaN / NA once S = 0
+                assert row[key] is None and row["survival"] == 0
+            else:
+                assert row[key] == pytest.approx(expected, abs=1e-9)
+    # print(survfit(...)): median 89, 0.95LCL 81, 0.95UCL 97
+    assert (res.median, res.median_ci) == ((ref["median"]), (ref["median_lower"], ref["median_upper"]))
+    assert (res.n, res.events) == (1384, 963)
+    # summary(survfit(...), times = 60): survival 0.617062, std.err 0.0138035
+    at60 = survival_at(res, 60)
+    assert (round(at60["survival"], 6), round(at60["ci_low"], 7)) == (0.617062, 0.5905919)
+    # Everyone entering at 0 differs: delayed entry must change the answer.
+    assert kaplan_meier(futime, death).table[0]["at_risk"] == 1384 != table[0]["at_risk"]
+
+
+def test_median_ci_uses_the_first_crossing_where_r_uses_the_sorted_band():
+    # Deaths at 1..22, 5 censored at 22.5, deaths at 23, 24, 25: the upper "log" band is
+    # 0.4827 (22), 0.4814 (23), 0.4899 (24).  R prints 15.5 (11, 24): its approx() sorts the
+    # band and takes the largest value <= 0.5 (t = 24); we keep the first crossing, t = 22.
+    ref = R["median_band"]
+    res = kaplan_meier(ref["time"], ref["event"])
+    assert res.median == ref["median"] == 15.5
+    assert res.median_ci[0] == ref["lower"] == 11
+    assert res.median_ci[1] == ref["first_crossing_upper"] == 22
+    assert ref["r_upper"] == 24
+    bands = [r["ci_high"] for r in res.table]
+    assert [r["time"] for r in res.table] == ref["band_time"]
+    assert bands[:-1] == pytest.approx(ref["band_upper"][:-1], abs=1e-9)
+    assert bands[-1] is None and ref["band_upper"][-1] is None
+
+
+def test_delayed_entry_ties_and_risk_set_emptied_match_r():
+    ref = R["small_b"]
+    res = kaplan_meier(ref["exit"], [int(s != 0) for s in ref["status"]], entries=ref["entry"])
+    assert [r["survival"] for r in res.table] == pytest.approx(ref["km_surv"])
+    assert [r["std_err"] for r in res.table][:2] == pytest.approx(ref["km_std_err"][:2])
+    assert [r["std_err"] for r in res.table][2:] == [None, None, None]
+    assert [r["at_risk"] for r in res.table] == [5, 5, 2, 2, 1]
+
+
+def test_greenwood_uses_the_truncated_risk_sets():
+    # entries 0, 0, 3, 3; exits 2, 4, 5, 6; events 1, 1, 1, 0.
+    # t=2: n=2 (the two late entrants are not yet at risk): S = 1/2,  var(log S) = 1/(2·1)
+    # t=4: n=3: S = 1/3, var += 1/(3·2);  t=5: n=2: S = 1/6, var += 1/(2·1)  -> 7/6
+    res = kaplan_meier([2, 4, 5, 6], [1, 1, 1, 0], entries=[0, 0, 3, 3])
+    assert [r["at_risk"] for r in res.table] == [2, 3, 2, 1]
+    assert [r["survival"] for r in res.table] == pytest.approx([1 / 2, 1 / 3, 1 / 6, 1 / 6])
+    assert res.table[2]["std_err"] == pytest.approx(math.sqrt(7 / 6) / 6)
+    assert res.table[2]["ci_low"] == pytest.approx(math.exp(-1.959963984540054 * math.sqrt(7 / 6)) / 6)
+    # Numbers at risk just after a time count those who have entered by then.
+    assert survival_at(res, 2.5)["at_risk"] == 1
+    assert survival_at(res, 3)["at_risk"] == 3
+    assert survival_at(res, 1) == {"time": 1, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0, "at_risk": 2}
+    assert "_entries" not in res.to_dict()
+
+
+def test_all_entered_late_keeps_survival_at_one_until_someone_is_at_risk():
+    res = kaplan_meier([6, 7, 8], [1, 0, 1], entries=[5, 5, 5])
+    assert survival_at(res, 3) == {"time": 3, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0, "at_risk": 0}
+    assert [(r["time"], r["at_risk"]) for r in res.table] == [(6, 3), (7, 2), (8, 1)]
+    assert res.table[0]["survival"] == pytest.approx(2 / 3)
+    # A subject entering at an event time is not at risk for it: S(3) = 0 with one at risk.
+    gap = kaplan_meier([3, 4], [1, 1], entries=[0, 3])
+    assert [(r["at_risk"], r["survival"]) for r in gap.table] == [(1, 0.0), (1, 0.0)]
+
+
+def test_entries_none_and_zero_entries():
+    # Identical when every duration is positive ...
+    assert (
+        kaplan_meier(MAINTAINED_T, MAINTAINED_E).table
+        == kaplan_meier(MAINTAINED_T, MAINTAINED_E, entries=[0] * len(MAINTAINED_T)).table
+    )
+    # ... but a duration of 0 is kept (at risk at t = 0) without entries and dropped, as R does
+    # with Surv(0, 0, 1), when entry == exit == 0 is given explicitly.
+    assert kaplan_meier([0, 2, 3], [1, 1, 0]).table[0] == {
+        "time": 0.0,
+        "at_risk": 3,
+        "events": 1,
+        "censored": 0,
+        "survival": pytest.approx(2 / 3),
+        "std_err": pytest.approx(2 / 3 * math.sqrt(1 / 6)),
+        "ci_low": pytest.approx(2 / 3 * math.exp(-1.959963984540054 * math.sqrt(1 / 6))),
+        "ci_high": 1.0,
+    }
+    with pytest.warns(UserWarning, match="entry == exit"):
+        dropped = kaplan_meier([0, 2, 3], [1, 1, 0], entries=[0, 0, 0])
+    assert (dropped.n, dropped.events, dropped.table[0]["time"]) == (2, 1, 2.0)
+
+
+def test_entry_after_exit_raises():
+    with pytest.raises(ValueError, match="after its exit"):
+        kaplan_meier([2, 3], [1, 0], entries=[0, 4])
+    with pytest.raises(ValueError):
+        kaplan_meier([2, 3], [1, 0], entries=[0])
+    with pytest.raises(ValueError):
+        kaplan_meier([2, 3], [1, 0], entries=[float("nan"), 0])
+    # Negative entries are allowed (as in R): entry −0.5 keeps a day-0 event in the risk set.
+    assert kaplan_meier([0, 2, 3], [1, 1, 0], entries=[-0.5] * 3).table == kaplan_meier([0, 2, 3], [1, 1, 0]).table
+
+
+def test_100k_subjects_is_fast():
+    rng = np.random.default_rng(2024)
+    n = 100_000
+    exits = rng.exponential(400.0, n)  # 100,000 distinct times: the worst case
+    events = (rng.random(n) < 0.5).astype(int)
+    entries = np.where(rng.random(n) < 0.3, exits * rng.random(n) * 0.9, 0.0)
+    start = perf_counter()
+    res = kaplan_meier(exits, events, entries=entries)
+    elapsed = perf_counter() - start
+    assert len(res.table) == n and res.median is not None
+    assert elapsed < 2.0, f"{elapsed:.2f} s"  # ~0.1 s on a laptop

@@ -8,10 +8,12 @@ Modules:
     proportions  -- Wilson and Clopper–Pearson intervals for a rate
     funnel       -- Spiegelhalter (2005) funnel plot limits and over-dispersion
     cusum        -- Steiner et al. (2000) Bernoulli / risk-adjusted CUSUM
-    survival     -- Kaplan–Meier, median and its CI, log-rank (lifelines)
+    survival     -- Kaplan–Meier (with delayed entry), median and its CI, log-rank
+    competing_risks -- Aalen–Johansen cumulative incidence (with delayed entry), IJ variance
     suppression  -- small-cell suppression with complementary suppression
 """
 
+from .competing_risks import CumulativeIncidenceResult, aalen_johansen, cumulative_incidence_at
 from .cusum import (
     CusumChart,
     cusum_arl_by_simulation,
@@ -34,9 +36,12 @@ from .suppression import suppress_small_counts
 from .survival import KaplanMeierResult, kaplan_meier, log_rank, survival_at
 
 __all__ = [
+    "CumulativeIncidenceResult",
     "CusumChart",
     "KaplanMeierResult",
+    "aalen_johansen",
     "clopper_pearson_interval",
+    "cumulative_incidence_at",
     "cusum_arl_by_simulation",
     "cusum_chart",
     "cusum_scores",
