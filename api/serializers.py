@@ -91,7 +91,7 @@ class SurgeonSerializer(RegistrySerializer):
 class ComplicationTypeSerializer(RegistrySerializer):
     class Meta(RegistrySerializer.Meta):
         model = ComplicationType
-        fields = ["code", "name", "grading_system", "catheter_related", "active"]
+        fields = ["code", "name", "category", "grading_system", "catheter_related", "active"]
 
 
 class PatientSerializer(RegistrySerializer):

@@ -182,7 +182,7 @@ class ComplicationTypeViewSet(ExportingListMixin, viewsets.ModelViewSet):
     queryset = ComplicationType.objects.all()
     serializer_class = serializers.ComplicationTypeSerializer
     lookup_field = "code"
-    filterset_fields = ["grading_system", "catheter_related", "active"]
+    filterset_fields = ["category", "grading_system", "catheter_related", "active"]
     ordering_fields = ["code", "name"]
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 

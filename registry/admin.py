@@ -308,6 +308,6 @@ class SystemicTherapyLineAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedA
 
 @admin.register(ComplicationType)
 class ComplicationTypeAdmin(AuditedAdmin):
-    list_display = ["name", "code", "grading_system", "catheter_related", "active"]
-    list_filter = ["grading_system", "active"]
+    list_display = ["name", "code", "category", "grading_system", "catheter_related", "active"]
+    list_filter = ["category", "grading_system", "active"]
     search_fields = ["name", "code"]

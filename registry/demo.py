@@ -649,7 +649,10 @@ class CaseFactory:
         if lost_on is not None:
             lost_type = next(c[0] for c in complications if c[1]["pump_lost"] and c[1]["onset_on"] == lost_on)
             pump_end = min(lost_on + rng.randint(0, 10), end)
-            end_reason = "pump_failure" if lost_type in PUMP_FAILURE_TYPES else "complication"
+            if lost_type in PUMP_FAILURE_TYPES:
+                end_reason = "pump_failure"
+            else:
+                end_reason = "toxicity" if lost_type in TOXICITIES else "technical_complication"
             explanted = rng.random() < 0.7
         elif treated and hepatic is not None and hepatic <= end:
             pump_end = min(hepatic + rng.randint(0, 30), end)
@@ -665,7 +668,7 @@ class CaseFactory:
             if candidate <= end:
                 pump_end = candidate
                 end_reason = {
-                    "surgical_complication": "complication",
+                    "surgical_complication": "technical_complication",
                     "progression": "progression",
                     "patient_choice": "patient_choice",
                 }.get(reason, "other")

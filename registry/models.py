@@ -28,6 +28,7 @@ from .vocabulary import (
     Biologic,
     CatheterVessel,
     ClavienDindo,
+    ComplicationCategory,
     Device,
     DoseChange,
     DoseUnit,
@@ -46,6 +47,7 @@ from .vocabulary import (
     Sex,
     SystemicRegimen,
     VitalStatus,
+    is_severe,
 )
 
 # A report's data cut excludes rows entered after it; the seeder back-dates entry.
@@ -66,6 +68,12 @@ class ComplicationType(models.Model):
     )
     name = models.CharField(max_length=120, unique=True)
     grading_system = models.CharField(max_length=20, choices=GradingSystem.choices)
+    category = models.CharField(
+        max_length=20,
+        choices=ComplicationCategory.choices,
+        help_text="Technical complications count from implantation over every implantation; toxicities from the "
+        "first dose over treated implantations (reports.outcomes).",
+    )
     catheter_related = models.BooleanField(
         default=False, help_text="Counts towards catheter-related complications (occlusion, dislodgement, …)."
     )
@@ -75,6 +83,16 @@ class ComplicationType(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(category__in=ComplicationCategory.values), name="complication_type_category_vocabulary"
+            ),
+            # A catheter problem is a technical complication.
+            models.CheckConstraint(
+                condition=Q(catheter_related=False) | Q(category=ComplicationCategory.TECHNICAL),
+                name="complication_type_catheter_is_technical",
+            ),
+        ]
 
     def __str__(self):
         return self.name
@@ -490,6 +508,10 @@ class Complication(ImplantationChild):
     def __str__(self):
         return f"{self.type} (grade {self.grade}) on {self.onset_on}"
 
+    @property
+    def severe(self):
+        return is_severe(self.grade, self.clavien_dindo)
+
     def clean(self):
         errors = self.date_errors()
         if self.clavien_dindo and self.type_id and self.type.grading_system != GradingSystem.CLAVIEN_DINDO:
@@ -671,6 +693,10 @@ class FollowUp(ImplantationChild):
             models.CheckConstraint(
                 condition=(Q(pump_ended_on__isnull=True) & Q(pump_end_reason="")) | Q(pump_ended_on__isnull=False),
                 name="follow_up_end_reason_needs_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(pump_end_reason="") | Q(pump_end_reason__in=PumpEndReason.values),
+                name="follow_up_pump_end_reason_vocabulary",
             ),
             *[
                 models.CheckConstraint(

@@ -40,3 +40,15 @@ def delete_record(record, *, user):
     _check_can_edit(record, user)
     record._history_user = user
     record.delete()
+
+
+def restore_complication_types():
+    """Put the data dictionary's complication types back (after a flush); leaves added types alone."""
+    from .models import ComplicationType
+    from .vocabulary import COMPLICATION_TYPES
+
+    for code, name, grading, category, catheter in COMPLICATION_TYPES:
+        ComplicationType.objects.update_or_create(
+            code=code,
+            defaults={"name": name, "grading_system": grading, "category": category, "catheter_related": catheter},
+        )

@@ -171,9 +171,67 @@ class VitalStatus(models.TextChoices):
 
 
 class PumpEndReason(models.TextChoices):
-    TREATMENT_COMPLETED = "treatment_completed", "Treatment completed"
-    COMPLICATION = "complication", "Complication"
-    PROGRESSION = "progression", "Progression"
-    PUMP_FAILURE = "pump_failure", "Pump or catheter failure"
-    PATIENT_CHOICE = "patient_choice", "Patient choice"
+    """Why a pump's use ended: each reason is either a pump failure or a competing end of use.
+
+    ``PUMP_FAILURE_END_REASONS`` below says which; ``reports.outcomes`` (pump failure)
+    counts the first as events and the second as competing events, never as censoring.
+    """
+
+    TECHNICAL_COMPLICATION = (
+        "technical_complication",
+        "Pump failure: technical complication (catheter, pump, pocket, artery, extrahepatic perfusion)",
+    )
+    PUMP_FAILURE = "pump_failure", "Pump failure: pump or catheter malfunction"
+    TREATMENT_COMPLETED = "treatment_completed", "End of use: treatment completed"
+    RESECTION = "resection", "End of use: conversion to resection"
+    PROGRESSION = "progression", "End of use: progression"
+    TOXICITY = "toxicity", "End of use: toxicity"
+    PATIENT_CHOICE = "patient_choice", "End of use: patient choice"
+    OTHER = "other", "End of use: other reason"
+
+
+# The reasons that mean the pump failed; every other reason is a competing end of use.
+PUMP_FAILURE_END_REASONS = frozenset({PumpEndReason.TECHNICAL_COMPLICATION, PumpEndReason.PUMP_FAILURE})
+
+
+class ComplicationCategory(models.TextChoices):
+    """What a complication says about the programme (issue 8's outcome definitions).
+
+    Technical complications are the operation's and the device's (ITT, from implantation);
+    toxicities are the drug's (over treated implantations, from the first dose).
+    """
+
+    TECHNICAL = "technical", "Technical (catheter, pump, pocket, artery, extrahepatic perfusion)"
+    TOXICITY = "toxicity", "Toxicity (biliary sclerosis, chemical hepatitis, gastroduodenal ulcer)"
     OTHER = "other", "Other"
+
+
+# The data dictionary's complication types: (code, name, grading system, category, catheter-related).
+# Migrations 0002 and 0004 put them in the database; the coordinator adds more in the admin.
+COMPLICATION_TYPES = [
+    ("biliary_sclerosis", "Biliary sclerosis", "ctcae", "toxicity", False),
+    ("chemical_hepatitis", "Chemical hepatitis", "ctcae", "toxicity", False),
+    ("catheter_occlusion", "Catheter thrombosis / occlusion", "clavien_dindo", "technical", True),
+    ("catheter_dislodgement", "Catheter dislodgement", "clavien_dindo", "technical", True),
+    ("hepatic_artery_thrombosis", "Hepatic artery thrombosis or dissection", "clavien_dindo", "technical", True),
+    ("extrahepatic_perfusion", "Extrahepatic perfusion", "clavien_dindo", "technical", True),
+    ("pocket_infection", "Pump pocket infection", "clavien_dindo", "technical", False),
+    ("pocket_seroma", "Pump pocket seroma / haematoma", "clavien_dindo", "technical", False),
+    ("pump_malfunction", "Pump malfunction", "clavien_dindo", "technical", False),
+    ("gastroduodenal_ulcer", "Gastroduodenal ulcer", "ctcae", "toxicity", False),
+    ("other", "Other", "clavien_dindo", "other", False),
+]
+
+
+# Clavien-Dindo IIIa and above: an intervention under anaesthesia, organ failure or death.
+SEVERE_CLAVIEN_DINDO = frozenset({"IIIa", "IIIb", "IVa", "IVb", "V"})
+
+
+def is_severe(grade, clavien_dindo=""):
+    """Severe: Clavien-Dindo >= IIIa where it is recorded, otherwise grade >= 3 (CTCAE).
+
+    Clavien-Dindo: Dindo, Demartines & Clavien, Ann Surg 2004;240:205. CTCAE v5.0 grades 3-5.
+    """
+    if clavien_dindo:
+        return clavien_dindo in SEVERE_CLAVIEN_DINDO
+    return grade is not None and grade >= 3

@@ -130,6 +130,7 @@ class ComplicationTypeFactory(factory.django.DjangoModelFactory):
     code = "biliary_sclerosis"
     name = factory.LazyAttribute(lambda o: o.code.replace("_", " ").capitalize())
     grading_system = "ctcae"
+    category = "toxicity"
 
 
 class ComplicationFactory(factory.django.DjangoModelFactory):

@@ -273,7 +273,7 @@ def test_vocabularies_list_codes_and_labels(investigator):
 
 
 def test_only_the_coordinator_extends_the_complication_vocabulary(coordinator, data_manager_a):
-    payload = {"code": "pump_flip", "name": "Pump flip", "grading_system": "clavien_dindo"}
+    payload = {"code": "pump_flip", "name": "Pump flip", "grading_system": "clavien_dindo", "category": "technical"}
     assert (
         client_for(data_manager_a).post("/api/v1/vocabularies/complication-types/", payload, format="json").status_code
         == 403
@@ -282,6 +282,16 @@ def test_only_the_coordinator_extends_the_complication_vocabulary(coordinator, d
         client_for(coordinator).post("/api/v1/vocabularies/complication-types/", payload, format="json").status_code
         == 201
     )
+
+
+def test_a_new_complication_type_needs_its_category(coordinator):
+    url = "/api/v1/vocabularies/complication-types/"
+    payload = {"code": "port_leak", "name": "Port leak", "grading_system": "clavien_dindo"}
+    response = client_for(coordinator).post(url, payload, format="json")
+    assert response.status_code == 400 and "category" in response.json()["errors"]
+    payload.update(category="toxicity", catheter_related=True)
+    response = client_for(coordinator).post(url, payload, format="json")
+    assert response.status_code == 400  # a catheter problem is a technical complication
 
 
 def test_role_lookup_is_cached_per_request(centre_a, data_manager_a):

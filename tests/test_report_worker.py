@@ -30,11 +30,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def vocabulary():
     """A transactional test may run after another one emptied every table: put the
     migration-made complication types back (the workers must see them committed)."""
-    import importlib
+    from registry.services import restore_complication_types
 
-    from django.apps import apps
-
-    importlib.import_module("registry.migrations.0002_complication_types").add_types(apps, None)
+    restore_complication_types()
 
 
 def wait_for(condition, timeout, message):

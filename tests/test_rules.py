@@ -94,7 +94,9 @@ def test_clavien_dindo_only_for_surgical_types_and_v_means_grade_5(implantation)
 def test_inactive_complication_type_cannot_be_chosen_for_a_new_record(implantation):
     from registry.models import ComplicationType
 
-    retired = ComplicationType.objects.create(code="retired", name="Retired type", grading_system="ctcae", active=False)
+    retired = ComplicationType.objects.create(
+        code="retired", name="Retired type", grading_system="ctcae", category="other", active=False
+    )
     assert "type" in field_errors(ComplicationFactory.build(implantation=implantation, type=retired))
 
 
