@@ -19,11 +19,39 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 
 from registry.models import Complication, FollowUp, Implantation, Treatment
-from registry.vocabulary import DoseChange, PumpEndReason
+from registry.vocabulary import PUMP_FAILURE_END_REASONS, ComplicationCategory, DoseChange, is_severe
 
-# Pump end reasons that mean the pump failed (not that treatment simply ended).
-PUMP_FAILURE_END_REASONS = (PumpEndReason.COMPLICATION, PumpEndReason.PUMP_FAILURE)
 VOLUME_WINDOW_DAYS = 365
+
+# Read into CohortRow in this order: the positional fields first, then the case mix by name.
+IDENTITY_COLUMNS = (
+    "id",
+    "patient_id",
+    "patient__centre_id",
+    "patient__centre__code",
+    "indication",
+    "patient__sex",
+    "surgeon_id",
+    "surgeon__code",
+    "implanted_on",
+    "device",
+    "approach",
+    "patient__consent_on",
+)
+CASE_MIX_COLUMNS = {
+    "primary_tumour": "patient__primary_tumour",
+    "ras_status": "patient__ras_status",
+    "liver_metastases_count": "patient__liver_metastases_count",
+    "bilobar_disease": "patient__bilobar_disease",
+    "extrahepatic_disease": "patient__extrahepatic_disease",
+    "prior_systemic_lines": "patient__prior_systemic_lines",
+    "catheter_vessel": "catheter_vessel",
+    "accessory_arteries_ligated": "accessory_arteries_ligated",
+    "concurrent_colorectal_resection": "concurrent_colorectal_resection",
+    "concurrent_hepatectomy": "concurrent_hepatectomy",
+    "concurrent_ablation": "concurrent_ablation",
+}
+CASE_MIX_FIELDS = tuple(CASE_MIX_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -37,18 +65,37 @@ class CohortRow:
     surgeon_id: int
     surgeon_code: str
     implanted_on: datetime.date
-    surgeon_sequence: int = 0
+    device: str = ""
+    approach: str = ""
+    consent_on: datetime.date | None = None  # registry consent: a later consent is a delayed entry
+    patient_first_implanted_on: datetime.date | None = None  # the origin of overall survival (per patient)
+    surgeon_sequence: int = 0  # this pump's number in the surgeon's career (pre-registry pumps + earlier ones + 1)
     surgeon_volume: int = 0  # the surgeon's registry implantations in the 12 months before this one
     centre_volume: int = 0  # the centre's, likewise
     first_dose_on: datetime.date | None = None
     last_contact_on: datetime.date | None = None
     died_on: datetime.date | None = None
     hepatic_progression_on: datetime.date | None = None
-    pump_failure_on: datetime.date | None = None
+    pump_failure_on: datetime.date | None = None  # lost, or use ended, because of a technical complication
+    pump_use_ended_on: datetime.date | None = None  # use ended for any other reason (a competing event)
     resected: bool = False
     follow_up_count: int = 0
-    # complication type code -> earliest onset date
+    # complication type code -> earliest onset date; and the earliest severe onset
     complications: dict = field(default_factory=dict)
+    severe_complications: dict = field(default_factory=dict)
+    # Pre-implant case mix, for the case-mix model (no identifier: age in whole years from the birth year).
+    age_at_implant: int | None = None
+    primary_tumour: str = ""
+    ras_status: str = ""
+    liver_metastases_count: int | None = None
+    bilobar_disease: bool | None = None
+    extrahepatic_disease: bool | None = None
+    prior_systemic_lines: int | None = None
+    catheter_vessel: str = ""
+    accessory_arteries_ligated: bool = False
+    concurrent_colorectal_resection: bool = False
+    concurrent_hepatectomy: bool = False
+    concurrent_ablation: bool = False
 
     @property
     def treated(self):
@@ -57,6 +104,16 @@ class CohortRow:
     @property
     def days_to_first_dose(self):
         return (self.first_dose_on - self.implanted_on).days if self.first_dose_on else None
+
+    @property
+    def pumps_before(self):
+        """Pumps the surgeon had placed before this one (pre-registry count plus earlier registry implantations)."""
+        return max(self.surgeon_sequence - 1, 0)
+
+    @property
+    def entered_on(self):
+        """Registry entry: the later of implantation and consent (the implantation when consent is missing)."""
+        return max(self.implanted_on, self.consent_on) if self.consent_on else self.implanted_on
 
 
 def _entered_by(queryset, as_of):
@@ -96,19 +153,23 @@ def cohort(implantations=None, *, as_of=None):
     for dates in centre_dates.values():
         dates.sort()
 
+    # A patient's first implantation, over the whole registry: the origin of overall survival.
+    first_implanted = dict(
+        everything.order_by()
+        .values("patient_id")
+        .annotate(first=Min("implanted_on"))
+        .values_list("patient_id", "first")
+    )
+
     rows = {}
-    for values in selected.order_by().values_list(
-        "id",
-        "patient_id",
-        "patient__centre_id",
-        "patient__centre__code",
-        "indication",
-        "patient__sex",
-        "surgeon_id",
-        "surgeon__code",
-        "implanted_on",
-    ):
-        row = CohortRow(*values)
+    for values in selected.order_by().values_list(*IDENTITY_COLUMNS, *CASE_MIX_COLUMNS.values(), "patient__birth_year"):
+        row = CohortRow(*values[: len(IDENTITY_COLUMNS)])
+        *case_mix, birth_year = values[len(IDENTITY_COLUMNS) :]
+        for name, value in zip(CASE_MIX_FIELDS, case_mix, strict=True):
+            setattr(row, name, value)
+        # The age in whole years, not the birth year: nothing in a snapshot that helps identify a patient.
+        row.age_at_implant = row.implanted_on.year - birth_year if birth_year else None
+        row.patient_first_implanted_on = first_implanted.get(row.patient_id, row.implanted_on)
         row.surgeon_sequence = sequence.get(row.id, 0)
         row.surgeon_volume = _count_before(surgeon_dates[row.surgeon_id], row.implanted_on)
         row.centre_volume = _count_before(centre_dates[row.centre_id], row.implanted_on)
@@ -135,6 +196,11 @@ def cohort(implantations=None, *, as_of=None):
             died=Min("died_on"),
             hepatic_progression=Min("hepatic_progression_on"),
             pump_failed=Min("pump_ended_on", filter=Q(pump_end_reason__in=PUMP_FAILURE_END_REASONS)),
+            # An end of use with no reason given counts as a competing end, never as a failure.
+            pump_ended=Min(
+                "pump_ended_on",
+                filter=Q(pump_ended_on__isnull=False) & ~Q(pump_end_reason__in=PUMP_FAILURE_END_REASONS),
+            ),
             resections=Max("resection_on"),
         )
     )
@@ -143,6 +209,7 @@ def cohort(implantations=None, *, as_of=None):
         row.last_contact_on = item["last_contact"]
         row.hepatic_progression_on = item["hepatic_progression"]
         row.pump_failure_on = item["pump_failed"]
+        row.pump_use_ended_on = item["pump_ended"]
         row.resected = item["resections"] is not None
         row.follow_up_count = 1
     # A death is the patient's: it ends every one of their implantations' follow-up,
@@ -160,14 +227,21 @@ def cohort(implantations=None, *, as_of=None):
         row.died_on = deaths_by_patient.get(row.patient_id)
 
     complications = _entered_by(Complication.objects.all(), as_of).filter(**ids_filter)
-    for implantation_id, code, onset, pump_lost in complications.order_by().values_list(
-        "implantation_id", "type__code", "onset_on", "pump_lost"
+    for implantation_id, code, category, onset, grade, clavien_dindo, pump_lost in complications.order_by().values_list(
+        "implantation_id", "type__code", "type__category", "onset_on", "grade", "clavien_dindo", "pump_lost"
     ):
         row = rows[implantation_id]
         if code not in row.complications or onset < row.complications[code]:
             row.complications[code] = onset
-        if pump_lost and (row.pump_failure_on is None or onset < row.pump_failure_on):
-            row.pump_failure_on = onset
+        if is_severe(grade, clavien_dindo) and (
+            code not in row.severe_complications or onset < row.severe_complications[code]
+        ):
+            row.severe_complications[code] = onset
+        if pump_lost:
+            # A pump lost to a technical complication failed; lost to anything else, its use ended.
+            name = "pump_failure_on" if category == ComplicationCategory.TECHNICAL else "pump_use_ended_on"
+            if getattr(row, name) is None or onset < getattr(row, name):
+                setattr(row, name, onset)
     return list(rows.values())
 
 

@@ -25,7 +25,7 @@ from .models import CentreReport, ReportRun
 
 logger = logging.getLogger(__name__)
 
-METHOD_VERSION = "2026.11-1"
+METHOD_VERSION = "2026.12-1"  # issue 8: fixed windows, competing risks, delayed entry, suppression
 
 
 def parse_period(text):

@@ -14,6 +14,8 @@ from registry.models import ComplicationType
 from .cohort import CohortRow, cohort
 
 DATE_FIELDS = {f.name for f in dataclasses.fields(CohortRow) if "date" in str(f.type)}
+DATE_MAP_FIELDS = ("complications", "severe_complications")  # type code -> date
+ROW_FIELDS = {f.name for f in dataclasses.fields(CohortRow)}
 
 
 def _encode(value):
@@ -24,7 +26,7 @@ def _encode(value):
 
 def build(as_of):
     rows = cohort(as_of=as_of)
-    types = list(ComplicationType.objects.order_by("name").values("code", "name", "catheter_related"))
+    types = list(ComplicationType.objects.order_by("name").values("code", "name", "category", "catheter_related"))
     payload = {"as_of": as_of.isoformat(), "complication_types": types, "rows": [dataclasses.asdict(r) for r in rows]}
     return gzip.compress(json.dumps(payload, default=_encode, separators=(",", ":")).encode(), mtime=0)
 
@@ -36,6 +38,11 @@ def load(data):
         for name in DATE_FIELDS:
             if item.get(name):
                 item[name] = datetime.date.fromisoformat(item[name])
-        item["complications"] = {code: datetime.date.fromisoformat(day) for code, day in item["complications"].items()}
-        rows.append(CohortRow(**item))
-    return rows, payload["complication_types"]
+        for name in DATE_MAP_FIELDS:
+            item[name] = {code: datetime.date.fromisoformat(day) for code, day in item.get(name, {}).items()}
+        # A snapshot written by an older method version lacks the newer fields: they take their defaults.
+        rows.append(CohortRow(**{name: value for name, value in item.items() if name in ROW_FIELDS}))
+    types = payload["complication_types"]
+    for t in types:
+        t.setdefault("category", "technical" if t.get("catheter_related") else "other")
+    return rows, types
