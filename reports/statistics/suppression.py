@@ -3,12 +3,15 @@
 Rule (``shared/domain/STATISTICS.md``, "Small cells"): counts of 1 to
 ``threshold − 1`` (1–4 by default) are suppressed (shown as ``null`` with a
 flag), together with any other cell from which they could be recovered (a
-total minus the others).  Zero is not suppressed.
+total minus the others).  Zero is not suppressed.  Which cells are hidden must
+not depend on the hidden values: complementary cells are chosen by a rule that
+reads only what stays published.
 
 Data structure
 --------------
 Input ``cells`` is one *group*: the categories that add up to one total, as a
-mapping ``{key: count}`` or an iterable of ``(key, count)`` pairs (order kept).
+mapping ``{key: count}`` or an iterable of ``(key, count)`` pairs (order kept;
+the order must be one every reader knows, e.g. the vocabulary or time order).
 Pass ``total`` (an int) when the group's total is published next to the cells;
 ``None`` means no total is shown.  The cells must then add up to the total
 (include an "unknown"/"other" cell if needed; ``ValueError`` otherwise), because
@@ -27,27 +30,50 @@ Output::
 With ``include_reasons=True`` each cell and the total also carry ``"reason"``:
 ``None``, ``"small"`` or ``"complementary"``.  Do **not** show reasons to
 non-coordinators: telling a complementary cell (>= threshold) from a small one
-can give the small one away (e.g. cells 0, 1, 5 with total 6: a reader who knows
-the second suppressed cell is complementary, so >= 5, gets 1 and 5 back).
+can give the small one away.
 
 Steps
 -----
-1. Primary: every cell with ``0 < count < threshold`` → ``"small"``; a
-   shown total with ``0 < total < threshold`` is suppressed too.
-2. Complementary (only when the total is shown): while the suppressed cells
-   could be recovered from ``total − shown cells`` — i.e. exactly one cell is
-   suppressed, or every suppressed cell is a small one and their known sum
-   forces the values (all 1s, or all ``threshold − 1``) — suppress the
-   smallest non-zero shown cell.  If several shown cells tie for smallest,
-   all of them are suppressed: choosing one by position would tell a reader
-   that the hidden one is no larger than its shown twin, which with the total
-   can give the small cell away (found by brute force: cells 5, 5, 3 / total 13).
-   If no non-zero cell is left, suppress the total instead.
+1. Primary: every cell with ``0 < count < threshold`` → ``"small"``; a shown
+   total with ``0 < total < threshold`` is suppressed too (then no sum is
+   published and nothing more is needed).
+2. Complementary, only when the total is shown and some cell is hidden:
 
-Tested by brute force (``tests/test_statistics_suppression.py``): for every
-group of 2 cells of 0–12, 3 cells of 0–10 and 4 cells of 0–5 (checked once
-offline also for 3 cells of 0–14, 4 of 0–7 and 5 of 0–5), a reader who knows this
-algorithm and sees only counts, flags and the total cannot pin down any small cell.
+   a. **Always** hide one more cell, whatever the values: the *next* non-zero
+      shown cell after the first hidden cell, in the cells' order, wrapping
+      around.  (Zero cells stay shown, so skipping them reads only published
+      values.)
+   b. With ``h`` cells hidden and ``S = total − shown cells`` (both published),
+      if ``S == (h − 1) + threshold`` — the one corner where "``h − 1`` small
+      cells and one complement" forces every value (all small cells 1, the
+      complement ``threshold``) — hide one more cell by the same rule.  This
+      happens at most once: after it ``S >= (h − 1) + threshold + 1``.
+   c. If (a) or (b) finds no non-zero shown cell, the total is suppressed.
+
+Why no hidden cell can be pinned down (a reader who knows this algorithm and
+sees the counts, flags and total)
+-----------------------------------------------------------------------------
+Let the published outcome have ``h`` hidden cells, sum ``S``, total shown.  The
+hidden cells are the primary set ``P`` plus one or two complements.  Write the
+last complement as ``x`` and ``Q = H − {x}`` (``P``, or ``P`` plus the first
+complement).  Every table that differs from the true one only inside ``H``,
+with each cell of ``Q`` in ``1..threshold−1``, ``x >= threshold`` and the same
+``S``, is published identically: its primary set is ``Q``; step (a) picks the
+same ``x`` (the rule reads the positions of ``Q`` and the unchanged shown
+cells); step (b) tests the same published ``(h, S)`` and stops, as it did for
+the true table.  Step (b) guarantees ``S >= (h − 1) + threshold + 1``, so ``Q``
+can add up to ``h − 1`` or to ``h`` (all 1s, or one 2), and every hidden cell
+takes at least two values.  When the total is suppressed no sum is published
+and ``H`` is consistent with every value of its small cells.  (The argument
+needs ``threshold >= 3``: with threshold 2 a small cell can only be 1.)  The
+choice never looks at a hidden value, unlike "the smallest other cell", whose
+choice tells the reader that the complement is no larger than the cells left
+shown.
+
+Tested by brute force (``tests/test_statistics_suppression.py``): every group
+of 2 cells of 0–12, 3 cells of 0–10 and 4 cells of 0–8 with its total; for each
+outcome the reader's set of consistent tables gives every hidden cell at least
+two values.
 
 This protects one-dimensional groups.  A two-way table with both row and
 column totals needs each row and each column passed as its own group, and a
@@ -100,27 +126,24 @@ def suppress_small_counts(cells, total: int | None = None, threshold: int = 5, i
     if total is not None and _is_small(total, threshold):
         total_reason = REASON_SMALL
 
-    def recoverable() -> bool:
-        suppressed = [i for i, r in enumerate(reasons) if r]
-        if total is None or total_reason or not suppressed:
-            return False
-        if len(suppressed) == 1:
-            return True
-        if all(reasons[i] == REASON_SMALL for i in suppressed):
-            k = len(suppressed)
-            known_sum = total - sum(c for i, (_, c) in enumerate(pairs) if not reasons[i])
-            return known_sum in (k, k * (threshold - 1))
+    def hide_next() -> bool:
+        """Hide the next non-zero shown cell after the first hidden one (cyclic); False if there is none."""
+        first = next(i for i, r in enumerate(reasons) if r)
+        for step in range(1, len(pairs)):
+            index = (first + step) % len(pairs)
+            if not reasons[index] and pairs[index][1] > 0:
+                reasons[index] = REASON_COMPLEMENTARY
+                return True
         return False
 
-    while recoverable():
-        candidates = [(c, i) for i, (_, c) in enumerate(pairs) if not reasons[i] and c > 0]
-        if candidates:
-            smallest = min(c for c, _ in candidates)
-            for c, idx in candidates:
-                if c == smallest:
-                    reasons[idx] = REASON_COMPLEMENTARY
-        else:
+    if total is not None and not total_reason and any(reasons):
+        if not hide_next():
             total_reason = REASON_COMPLEMENTARY
+        else:
+            hidden = sum(1 for r in reasons if r)
+            hidden_sum = total - sum(c for (_, c), r in zip(pairs, reasons, strict=True) if not r)
+            if hidden_sum == hidden - 1 + threshold and not hide_next():
+                total_reason = REASON_COMPLEMENTARY
 
     out_cells = []
     for (key, count), reason in zip(pairs, reasons, strict=True):
