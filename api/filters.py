@@ -11,10 +11,11 @@ from registry.models import (
     SystemicTherapyLine,
     Treatment,
 )
-from registry.vocabulary import Indication
+from registry.vocabulary import Indication, Sex
+from reports.outcomes import EXPERIENCE_THRESHOLD
 from sites.models import Surgeon
 
-DEFAULT_EXPERIENCE_THRESHOLD = 25
+DEFAULT_EXPERIENCE_THRESHOLD = EXPERIENCE_THRESHOLD
 
 
 class ImplantationFilter(filters.FilterSet):
@@ -35,11 +36,11 @@ class ImplantationFilter(filters.FilterSet):
     surgeon_experience = filters.ChoiceFilter(
         choices=[("below", "below the threshold"), ("at_or_above", "at or above the threshold")],
         method="filter_surgeon_experience",
-        help_text="The surgeon's pump number at the implantation against `experience_threshold`.",
+        help_text="Pumps the surgeon placed before this one against `experience_threshold` (at or above: experienced).",
     )
     experience_threshold = filters.NumberFilter(
         method="filter_nothing",
-        help_text=f"Pump number that counts as experienced (default {DEFAULT_EXPERIENCE_THRESHOLD}).",
+        help_text=f"Pumps placed before that count as experienced (default {DEFAULT_EXPERIENCE_THRESHOLD}).",
     )
     min_surgeon_sequence = filters.NumberFilter(field_name="derived_surgeon_sequence", lookup_expr="gte")
     max_surgeon_sequence = filters.NumberFilter(field_name="derived_surgeon_sequence", lookup_expr="lte")
@@ -55,12 +56,54 @@ class ImplantationFilter(filters.FilterSet):
 
     def filter_surgeon_experience(self, queryset, name, value):
         threshold = self.form.cleaned_data.get("experience_threshold") or DEFAULT_EXPERIENCE_THRESHOLD
+        # Experienced: at least `threshold` pumps placed before this one (reports.outcomes.experienced),
+        # so the pump's own number is threshold + 1 or more.
         if value == "below":
-            return queryset.filter(derived_surgeon_sequence__lt=threshold)
-        return queryset.filter(derived_surgeon_sequence__gte=threshold)
+            return queryset.filter(derived_surgeon_sequence__lte=threshold)
+        return queryset.filter(derived_surgeon_sequence__gt=threshold)
 
     def filter_nothing(self, queryset, name, value):
         return queryset
+
+
+def month_start(value):
+    """'YYYY-MM' -> the first day of that month; anything else is a validation error."""
+    import datetime
+
+    from django.core.exceptions import ValidationError
+
+    try:
+        year, month = value.split("-")
+        if len(year) != 4 or len(month) != 2:
+            raise ValueError
+        return datetime.date(int(year), int(month), 1)
+    except ValueError:
+        raise ValidationError("Give a whole month as YYYY-MM, e.g. 2025-03.") from None
+
+
+class StatsFilter(ImplantationFilter):
+    """The statistics endpoints' filters.
+
+    Everyone may filter by the fields in ``PUBLIC``, with dates in whole months only; the
+    rest (surgeon, patient, day-level dates, surgeon-sequence ranges, ...) are the registry
+    coordinator's, because a free cut point lets two queries differ by one patient.
+    """
+
+    PUBLIC = ("centre", "indication", "device", "approach", "sex", "implanted_from", "implanted_to")
+
+    sex = filters.ChoiceFilter(field_name="patient__sex", choices=Sex.choices)
+    implanted_from = filters.CharFilter(method="filter_implanted_from", help_text="From this month on (YYYY-MM).")
+    implanted_to = filters.CharFilter(method="filter_implanted_to", help_text="Up to the end of this month (YYYY-MM).")
+
+    def filter_implanted_from(self, queryset, name, value):
+        return queryset.filter(implanted_on__gte=month_start(value))
+
+    def filter_implanted_to(self, queryset, name, value):
+        first = month_start(value)
+        following = (
+            first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+        )
+        return queryset.filter(implanted_on__lt=following)
 
 
 class PatientFilter(filters.FilterSet):

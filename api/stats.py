@@ -7,6 +7,7 @@ Rows come from the same scoped queryset and the same filters as
 import hashlib
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -15,12 +16,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.models import ComplicationType, Implantation
-from reports import benchmarks, disclosure
+from reports import benchmarks, disclosure, outcomes
 from reports.cohort import data_version, live_cohort
 from sites import access
 
 from .errors import ErrorSerializer
-from .filters import ImplantationFilter
+from .filters import StatsFilter, month_start
 from .permissions import CanReadRegistry
 
 
@@ -34,21 +35,52 @@ def parse_bands(value):
     return tuple(bands)
 
 
+# Cut points and filters only the registry coordinator may set: anything else could make two
+# queries differ by one patient (issue 8, "no free cut points"). Everyone else gets the method
+# version's fixed threshold and bands, windows from outcomes.WINDOWS_DAYS, and StatsFilter.PUBLIC.
+COORDINATOR_ONLY_PARAMETERS = frozenset(
+    {"experience_threshold", "surgeon_volume_bands", "centre_volume_bands"}
+    | (set(StatsFilter.base_filters) - set(StatsFilter.PUBLIC))
+)
+WINDOW_CHOICES = [(days, f"{days} days") for days in outcomes.WINDOWS_DAYS]
+
+
 class StatsQuery(serializers.Serializer):
     group_by = serializers.ChoiceField(choices=benchmarks.GROUPINGS, required=False)
     experience_threshold = serializers.IntegerField(
-        min_value=1, max_value=1000, default=benchmarks.DEFAULT_EXPERIENCE_THRESHOLD
+        min_value=1,
+        max_value=1000,
+        default=benchmarks.DEFAULT_EXPERIENCE_THRESHOLD,
+        help_text="Coordinator only. Pumps placed before the implantation that count as experienced.",
     )
     surgeon_volume_bands = serializers.CharField(
-        required=False, help_text="Band lower bounds, e.g. '5,15' → 0-4, 5-14, 15+."
+        required=False, help_text="Coordinator only. Band lower bounds, e.g. '5,15' → 0-4, 5-14, 15+."
     )
-    centre_volume_bands = serializers.CharField(required=False, help_text="Band lower bounds, e.g. '20,60'.")
+    centre_volume_bands = serializers.CharField(
+        required=False, help_text="Coordinator only. Band lower bounds, e.g. '20,60'."
+    )
+    implanted_from = serializers.CharField(required=False, help_text="From this month on (YYYY-MM).")
+    implanted_to = serializers.CharField(required=False, help_text="Up to the end of this month (YYYY-MM).")
 
     def validate_surgeon_volume_bands(self, value):
         return parse_bands(value)
 
     def validate_centre_volume_bands(self, value):
         return parse_bands(value)
+
+    def _month(self, value):
+        try:
+            return month_start(value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+
+    def validate_implanted_from(self, value):
+        self._month(value)
+        return value
+
+    def validate_implanted_to(self, value):
+        self._month(value)
+        return value
 
     def grouping(self):
         data = self.validated_data
@@ -60,29 +92,62 @@ class StatsQuery(serializers.Serializer):
         )
 
 
+def complication_types():
+    return list(ComplicationType.objects.values("code", "name", "category", "catheter_related"))
+
+
 class ComplicationQuery(StatsQuery):
-    type = serializers.CharField(help_text="A complication type code, 'catheter_related' or 'any'.")
-    within_days = serializers.IntegerField(min_value=0, max_value=36500, required=False)
+    type = serializers.CharField(
+        help_text="A complication type code, a category ('technical', 'toxicity', 'other'), 'catheter_related' or 'any'."
+    )
+    within_days = serializers.ChoiceField(
+        choices=WINDOW_CHOICES,
+        required=False,
+        help_text="A fixed window: the Aalen-Johansen cumulative incidence by that day, with competing events.",
+    )
+    severe = serializers.BooleanField(
+        default=False, help_text="Only severe complications: Clavien-Dindo ≥ IIIa where recorded, otherwise grade ≥ 3."
+    )
 
     def validate_type(self, value):
-        if value in (benchmarks.ANY_COMPLICATION, benchmarks.CATHETER_RELATED):
+        if value in (benchmarks.ANY_COMPLICATION, benchmarks.CATHETER_RELATED, *outcomes.CATEGORIES):
             return value
         if not ComplicationType.objects.filter(code=value).exists():
             raise serializers.ValidationError(f"Unknown complication type '{value}'.")
         return value
 
-    def type_codes(self):
-        value = self.validated_data["type"]
-        types = ComplicationType.objects.all()
-        if value == benchmarks.CATHETER_RELATED:
-            types = types.filter(catheter_related=True)
-        elif value != benchmarks.ANY_COMPLICATION:
-            types = types.filter(code=value)
-        return set(types.values_list("code", flat=True))
+    def outcome(self):
+        data = self.validated_data
+        return outcomes.event_outcome(data["type"], complication_types(), severe_only=data["severe"])
+
+
+class CumulativeIncidenceQuery(StatsQuery):
+    event = serializers.CharField(
+        help_text="A complication type code, a category ('technical', 'toxicity', 'other'), "
+        "'catheter_related', 'any' or 'pump_failure'."
+    )
+    at_days = serializers.ChoiceField(choices=WINDOW_CHOICES, help_text="The day the cumulative incidence is read at.")
+    severe = serializers.BooleanField(default=False, help_text="Only severe complications (not for pump_failure).")
+
+    def validate_event(self, value):
+        try:
+            outcomes.event_outcome(value, complication_types())
+        except KeyError:
+            raise serializers.ValidationError(f"Unknown event '{value}'.") from None
+        return value
+
+    def outcome(self):
+        data = self.validated_data
+        return outcomes.event_outcome(data["event"], complication_types(), severe_only=data["severe"])
 
 
 class SurvivalQuery(StatsQuery):
-    endpoint = serializers.ChoiceField(choices=benchmarks.SURVIVAL_ENDPOINTS, default="overall")
+    endpoint = serializers.ChoiceField(
+        choices=benchmarks.SURVIVAL_ENDPOINTS,
+        default="overall",
+        help_text="overall: per patient from the first implantation; hepatic_progression: hepatic progression or "
+        "death; pump_failure: freedom from pump failure, 1 − Aalen-Johansen (death and other ends of use compete).",
+    )
 
 
 # --- response documentation ---------------------------------------------------------------
@@ -104,6 +169,19 @@ class ProportionGroup(serializers.Serializer):
 
 class ComplicationGroup(ProportionGroup):
     events = serializers.IntegerField(allow_null=True)
+    competing_events = serializers.IntegerField(
+        allow_null=True, required=False, help_text="With within_days: competing events observed by that day."
+    )
+
+
+class CumulativeIncidenceGroup(serializers.Serializer):
+    group = serializers.CharField()
+    implantations = serializers.IntegerField(allow_null=True, help_text="The outcome's denominator.")
+    events = serializers.IntegerField(allow_null=True, help_text="Events observed by at_days.")
+    competing_events = serializers.IntegerField(allow_null=True, help_text="Competing events observed by at_days.")
+    estimate = serializers.FloatField(allow_null=True)
+    ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
+    suppressed = serializers.BooleanField(required=False)
 
 
 class PumpUseGroup(ProportionGroup):
@@ -128,21 +206,20 @@ class SurvivalGroup(serializers.Serializer):
     suppressed = serializers.BooleanField(required=False)
 
 
+ERROR_RESPONSES = dict.fromkeys((400, 401, 403, 404, 406, 429), ErrorSerializer)
+
+
 def groups_response(name, group_serializer):
     return type(name, (serializers.Serializer,), {"groups": group_serializer(many=True)})
 
 
 FILTER_PARAMETERS = [
-    OpenApiParameter(name, str, description=f"As on /implantations/: {name}.")
-    for name in (
-        "centre",
-        "surgeon",
-        "indication",
-        "implanted_after",
-        "implanted_before",
-        "treated",
-        "complication_type",
-        "surgeon_experience",
+    OpenApiParameter(name, str, description=f"Filter by {name}.")
+    for name in ("centre", "indication", "device", "approach", "sex")
+] + [
+    OpenApiParameter(name, str, description=f"Coordinator only: as on /implantations/ ({name}).")
+    for name in sorted(
+        COORDINATOR_ONLY_PARAMETERS - {"experience_threshold", "surgeon_volume_bands", "centre_volume_bands"}
     )
 ]
 
@@ -151,11 +228,24 @@ class StatsView(APIView):
     permission_classes = [CanReadRegistry]
     query_class = StatsQuery
 
+    def check_parameters(self, request):
+        if access.is_coordinator(request.user):
+            return
+        refused = sorted(name for name in request.query_params if name in COORDINATOR_ONLY_PARAMETERS)
+        if refused:
+            raise serializers.ValidationError(
+                {
+                    name: ["Only the registry coordinator may set this: cut points are fixed by the method version."]
+                    for name in refused
+                }
+            )
+
     def rows(self, request):
+        self.check_parameters(request)
         query = self.query_class(data=request.query_params)
         query.is_valid(raise_exception=True)
         implantations = Implantation.objects.readable_by(request.user).with_derived()
-        filterset = ImplantationFilter(request.query_params, queryset=implantations, request=request)
+        filterset = StatsFilter(request.query_params, queryset=implantations, request=request)
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
         rows = live_cohort()
@@ -192,7 +282,9 @@ class StatsView(APIView):
 
 
 class ComplicationStatsView(StatsView):
-    """Complication rate per group: implantations with the complication / all implantations (treated or not), 95% Wilson CI."""
+    """Complication rate per group. With `within_days`: the Aalen-Johansen cumulative incidence by that day (the
+    outcome's denominator, origin and competing events, reports.outcomes). Without: the crude share at any time
+    (implantations with the complication / all implantations, or treated ones for a toxicity; 95% Wilson CI)."""
 
     query_class = ComplicationQuery
 
@@ -200,12 +292,7 @@ class ComplicationStatsView(StatsView):
         parameters=[ComplicationQuery, *FILTER_PARAMETERS],
         responses={
             200: groups_response("ComplicationStats", ComplicationGroup),
-            400: ErrorSerializer,
-            401: ErrorSerializer,
-            403: ErrorSerializer,
-            404: ErrorSerializer,
-            406: ErrorSerializer,
-            429: ErrorSerializer,
+            **ERROR_RESPONSES,
         },
     )
     def get(self, request):
@@ -213,10 +300,34 @@ class ComplicationStatsView(StatsView):
 
     def compute(self, request):
         query, rows = self.rows(request)
-        groups = benchmarks.complication_rates(
-            rows, query.type_codes(), query.grouping(), query.validated_data.get("within_days")
+        within_days = query.validated_data.get("within_days")
+        groups = benchmarks.complication_rates(rows, query.outcome(), query.grouping(), within_days)
+        if within_days is None:
+            return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "events"))
+        return self.respond(request, groups, lambda g: disclosure.suppress_cumulative_incidence(g, estimate="rate"))
+
+
+class CumulativeIncidenceStatsView(StatsView):
+    """Aalen-Johansen cumulative incidence by `at_days`, with competing events and delayed entry (reports.outcomes)."""
+
+    query_class = CumulativeIncidenceQuery
+
+    @extend_schema(
+        parameters=[CumulativeIncidenceQuery, *FILTER_PARAMETERS],
+        responses={
+            200: groups_response("CumulativeIncidenceStats", CumulativeIncidenceGroup),
+            **ERROR_RESPONSES,
+        },
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request):
+        query, rows = self.rows(request)
+        groups = benchmarks.cumulative_incidence(
+            rows, query.outcome(), query.validated_data["at_days"], query.grouping()
         )
-        return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "events"))
+        return self.respond(request, groups, disclosure.suppress_cumulative_incidence)
 
 
 class PumpUseStatsView(StatsView):
@@ -226,12 +337,7 @@ class PumpUseStatsView(StatsView):
         parameters=[StatsQuery, *FILTER_PARAMETERS],
         responses={
             200: groups_response("PumpUseStats", PumpUseGroup),
-            400: ErrorSerializer,
-            401: ErrorSerializer,
-            403: ErrorSerializer,
-            404: ErrorSerializer,
-            406: ErrorSerializer,
-            429: ErrorSerializer,
+            **ERROR_RESPONSES,
         },
     )
     def get(self, request):
@@ -244,7 +350,8 @@ class PumpUseStatsView(StatsView):
 
 
 class SurvivalStatsView(StatsView):
-    """Kaplan-Meier per group. Overall: implantation to death, censored at the last follow-up contact."""
+    """Kaplan-Meier per group with delayed entry. Overall: per patient, first implantation to death, censored at the
+    last follow-up contact. Pump failure: 1 − Aalen-Johansen cumulative incidence (freedom from pump failure)."""
 
     query_class = SurvivalQuery
 
@@ -252,12 +359,7 @@ class SurvivalStatsView(StatsView):
         parameters=[SurvivalQuery, *FILTER_PARAMETERS],
         responses={
             200: groups_response("SurvivalStats", SurvivalGroup),
-            400: ErrorSerializer,
-            401: ErrorSerializer,
-            403: ErrorSerializer,
-            404: ErrorSerializer,
-            406: ErrorSerializer,
-            429: ErrorSerializer,
+            **ERROR_RESPONSES,
         },
     )
     def get(self, request):

@@ -27,6 +27,9 @@ urlpatterns = [
     path("stats/complications/", stats.ComplicationStatsView.as_view(), name="stats-complications"),
     path("stats/pump-use/", stats.PumpUseStatsView.as_view(), name="stats-pump-use"),
     path("stats/survival/", stats.SurvivalStatsView.as_view(), name="stats-survival"),
+    path(
+        "stats/cumulative-incidence/", stats.CumulativeIncidenceStatsView.as_view(), name="stats-cumulative-incidence"
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

@@ -4,6 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 from scipy.stats import binomtest
 
+from registry.models import ComplicationType
+
 from . import factories
 from .factories import days_after
 
@@ -41,37 +43,46 @@ def registry(centre_a, centre_b):
 
 
 def test_complication_rate_uses_every_implantation_as_denominator(registry, coordinator):
-    body = client_for(coordinator).get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()
+    body = client_for(coordinator).get("/api/v1/stats/complications/", {"type": "any"}).json()
     assert body["groups"] == [
         {"group": "all", "implantations": 16, "events": 2, "rate": 2 / 16, "ci": pytest.approx(wilson(2, 16))}
     ]
 
 
+def test_a_toxicity_is_counted_over_treated_implantations(registry, coordinator):
+    body = client_for(coordinator).get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()
+    assert body["groups"] == [
+        {"group": "all", "implantations": 6, "events": 2, "rate": 2 / 6, "ci": pytest.approx(wilson(2, 6))}
+    ]
+
+
 def test_within_days_and_group_by_centre(registry, coordinator):
+    for implantation in registry["a"] + registry["b"]:
+        factories.FollowUpFactory(implantation=implantation, contact_on=days_after(400, implantation.implanted_on))
     body = (
         client_for(coordinator)
         .get("/api/v1/stats/complications/", {"type": "biliary_sclerosis", "within_days": 30, "group_by": "centre"})
         .json()
     )
-    assert [(g["group"], g["implantations"], g["events"]) for g in body["groups"]] == [
-        ("CENTRE-A", 10, 1),
-        ("CENTRE-B", 6, 0),
+    # A toxicity from the first dose, over treated implantations: A's first case, 10 days after its dose.
+    assert [(g["group"], g["implantations"], g["events"], g["rate"]) for g in body["groups"]] == [
+        ("CENTRE-A", 6, 1, pytest.approx(1 / 6)),
+        ("CENTRE-B", 0, 0, None),
     ]
-    assert body["groups"][1]["ci"] == pytest.approx(wilson(0, 6))
 
 
 def test_surgeon_experience_counts_pre_registry_pumps(registry, coordinator):
-    body = (
-        client_for(coordinator)
-        .get(
-            "/api/v1/stats/complications/",
-            {"type": "any", "group_by": "surgeon_experience", "experience_threshold": 26},
-        )
-        .json()
-    )
-    # The expert's registry pumps are numbers 25..34: the first is below 26, the other nine at or above.
+    client = client_for(coordinator)
+    body = client.get("/api/v1/stats/complications/", {"type": "any", "group_by": "surgeon_experience"}).json()
+    # The expert's registry pumps are numbers 25..34: pump 25 had 24 placed before, pumps 26..34 had 25 or more.
     groups = {g["group"]: (g["implantations"], g["events"]) for g in body["groups"]}
-    assert groups == {"below 26": (1 + 6, 1), "26 or more": (9, 1)}
+    assert groups == {"fewer than 25 before": (1 + 6, 1), "25 or more before": (9, 1)}
+    # The coordinator may move the threshold: 26 before means pump number 27 or later.
+    body = client.get(
+        "/api/v1/stats/complications/", {"type": "any", "group_by": "surgeon_experience", "experience_threshold": 26}
+    ).json()
+    groups = {g["group"]: (g["implantations"], g["events"]) for g in body["groups"]}
+    assert groups == {"fewer than 26 before": (2 + 6, 2), "26 or more before": (8, 0)}
 
 
 def test_surgeon_volume_bands(registry, coordinator):
@@ -128,15 +139,23 @@ def test_overall_survival_kaplan_meier(centre_a, coordinator):
     )
 
 
-def test_pump_failure_is_censored_at_death(centre_a, coordinator):
-    implantation = factories.ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(0))
-    factories.FollowUpFactory(
-        implantation=implantation, contact_on=days_after(90), vital_status="dead", died_on=days_after(80)
-    )
+def test_freedom_from_pump_failure_has_death_competing(centre_a, coordinator):
+    """Death on day 10 competes; an occlusion loses the pump on day 40; one followed to day 90.
+    1 − Aalen-Johansen: 1 − (2/3 × 1/2) = 2/3 (1 − Kaplan-Meier, censoring the death, would say 1/2)."""
+    died = factories.ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(0))
+    factories.FollowUpFactory(implantation=died, contact_on=days_after(10), vital_status="dead", died_on=days_after(10))
     lost = factories.ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(0))
-    factories.ComplicationFactory(implantation=lost, onset_on=days_after(40), pump_lost=True)
+    occlusion = ComplicationType.objects.get(code="catheter_occlusion")
+    factories.ComplicationFactory(implantation=lost, type=occlusion, onset_on=days_after(40), pump_lost=True)
+    followed = factories.ImplantationFactory(patient__centre=centre_a, implanted_on=days_after(0))
+    factories.FollowUpFactory(implantation=followed, contact_on=days_after(90))
     group = client_for(coordinator).get("/api/v1/stats/survival/", {"endpoint": "pump_failure"}).json()["groups"][0]
-    assert [(r["day"], r["at_risk"], r["events"]) for r in group["table"]] == [(40, 2, 1), (80, 1, 0)]
+    assert [(r["day"], r["at_risk"], r["events"]) for r in group["table"]] == [(10, 3, 0), (40, 2, 1), (90, 1, 0)]
+    assert [r["survival"] for r in group["table"]] == pytest.approx([1.0, 2 / 3, 2 / 3])
+    # A pump lost to a toxicity is not a pump failure: its use ended (a competing event).
+    factories.ComplicationFactory(implantation=followed, onset_on=days_after(50), pump_lost=True)
+    group = client_for(coordinator).get("/api/v1/stats/survival/", {"endpoint": "pump_failure"}).json()["groups"][0]
+    assert group["events"] == 1
 
 
 def test_small_cells_are_suppressed_for_everyone_but_the_coordinator(registry, investigator):
@@ -146,20 +165,29 @@ def test_small_cells_are_suppressed_for_everyone_but_the_coordinator(registry, i
         .json()
     )
     a, b = body["groups"]
-    assert a == {"group": "CENTRE-A", "implantations": 10, "events": None, "rate": None, "ci": None, "suppressed": True}
+    # Hidden as a unit (implantations, events and non-events together): STATISTICS.md, "Small cells".
+    assert a == {
+        "group": "CENTRE-A",
+        "implantations": None,
+        "events": None,
+        "rate": None,
+        "ci": None,
+        "suppressed": True,
+    }
     assert (b["events"], b["suppressed"]) == (0, False)  # zero is not suppressed
 
 
 def test_a_suppressed_cell_cannot_be_recovered_from_the_total(centre_a, centre_b, investigator):
-    # Treated: 7 of 9 in A, 3 of 8 in B. B's 3 is small; A's 7 must go too, or 10 (the ungrouped total) - 7 gives it back.
-    for centre, count, treated in ((centre_a, 9, 7), (centre_b, 8, 3)):
+    # Treated: 9 of 20 in A, 3 of 8 in B. B's 3 is small; the ungrouped query shows 12 of 28, so A goes too
+    # (hidden whole, implantations included), or 28 - 20 and 12 - 9 give B back.
+    for centre, count, treated in ((centre_a, 20, 9), (centre_b, 8, 3)):
         for index in range(count):
             implantation = factories.ImplantationFactory(patient__centre=centre)
             if index < treated:
                 factories.TreatmentFactory(implantation=implantation)
     groups = client_for(investigator).get("/api/v1/stats/pump-use/", {"group_by": "centre"}).json()["groups"]
     assert [g["treated"] for g in groups] == [None, None]
-    assert [g["implantations"] for g in groups] == [9, 8]
+    assert [g["implantations"] for g in groups] == [None, None]
 
 
 def test_survival_is_suppressed_and_coarsened_for_investigators(centre_a, investigator):
@@ -199,14 +227,14 @@ def test_statistics_need_a_role(registry):
 
 def test_statistics_follow_every_committed_change(registry, coordinator, django_capture_on_commit_callbacks):
     client = client_for(coordinator)
-    before = client.get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()["groups"][0]["events"]
+    before = client.get("/api/v1/stats/complications/", {"type": "any"}).json()["groups"][0]["events"]
     with django_capture_on_commit_callbacks(execute=True):
         factories.ComplicationFactory(implantation=registry["b"][0])
-    after = client.get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()["groups"][0]["events"]
+    after = client.get("/api/v1/stats/complications/", {"type": "any"}).json()["groups"][0]["events"]
     assert (before, after) == (2, 3)
     with django_capture_on_commit_callbacks(execute=True):
         registry["a"][0].complications.all().delete()
-    assert client.get("/api/v1/stats/complications/", {"type": "biliary_sclerosis"}).json()["groups"][0]["events"] == 2
+    assert client.get("/api/v1/stats/complications/", {"type": "any"}).json()["groups"][0]["events"] == 2
 
 
 def test_cached_statistics_are_per_scope_and_role(registry, coordinator, data_manager_a, investigator):
