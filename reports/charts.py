@@ -23,6 +23,8 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator, PercentFormatter
 
+from .outcomes import EXPERIENCE_THRESHOLD
+
 matplotlib.use("Agg")  # no display; figures are made with Figure() and never through pyplot
 
 MONTH_DAYS = 30.4375
@@ -257,9 +259,11 @@ def cusum_svg(surgeon, *, prefix, width_cm=8.4, height_cm=6.2):
         ax.set_xlim(x_lo_axis, x_hi_axis)
         y_top = max([*ys, h or 0, 1.0]) * 1.22
         ax.set_ylim(0, y_top)
-        if x_lo_axis <= 25 <= x_hi_axis:
-            ax.axvline(25, color=MARK_25, lw=0.9)
-            ax.text(25, y_top * 0.97, " 25th pump", color=MARK_25, fontsize=7, va="top", ha="left")
+        # The mark falls after the 25th pump: pump 26 is the first with 25 placed before (reports.outcomes).
+        mark = EXPERIENCE_THRESHOLD + 0.5
+        if x_lo_axis <= mark <= x_hi_axis:
+            ax.axvline(mark, color=MARK_25, lw=0.9)
+            ax.text(mark, y_top * 0.97, " after the 25th pump", color=MARK_25, fontsize=7, va="top", ha="left")
         else:
             ax.text(
                 0.01,

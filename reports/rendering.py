@@ -37,9 +37,14 @@ Choices made here (stated in the report's methods section as well)
 ------------------------------------------------------------------
 * Pooled registry figures include the centre itself (the funnel target is the
   whole registry's rate).
-* "Any complication" counts every complication type (the vocabulary and any
-  code found in the rows), like the API's ``type=any``; cohort rows do not
-  carry the "related to the pump" flag.
+* Outcomes follow ``reports.outcomes``: each is a risk by a fixed day
+  (Aalen-Johansen with competing events and delayed entry; 90-day mortality
+  1 − Kaplan-Meier). "Any severe complication" counts every type at
+  Clavien-Dindo >= IIIa where recorded, otherwise grade >= 3.
+* Funnel positions and flags need a count out of a denominator: they use the
+  implantations whose window had closed by the data cut
+  (``benchmarks.closed_window_proportions``), where the Aalen-Johansen estimate
+  is that proportion, so a centre's follow-up length does not move them.
 * Conversion to resection is shown for all implantations (intention to treat)
   and for unresectable indications, where it is meaningful.
 * CUSUM: outcome = any complication within 90 days of implantation; only
@@ -65,9 +70,9 @@ from collections import Counter
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from registry.vocabulary import Indication
+from registry.vocabulary import ComplicationCategory, Indication
 
-from . import benchmarks, charts, disclosure
+from . import benchmarks, charts, disclosure, outcomes
 from .statistics import (
     cusum_chart,
     cusum_threshold_by_simulation,
@@ -152,7 +157,8 @@ def _pooled_guard(own, pooled, numerator="events"):
 
     The centre can subtract its own counts from a pooled figure, so the other
     centres' share (registry − own) is put through ``disclosure.suppress_proportions``;
-    if it would be suppressed, so is the registry figure.
+    if it would be suppressed, so is the registry figure, as a unit (n, events,
+    rate and interval; the caller drops anything else built on them).
     """
     others = {
         "group": "others",
@@ -164,9 +170,7 @@ def _pooled_guard(own, pooled, numerator="events"):
     [checked] = disclosure.suppress_proportions([others], numerator)
     shown = dict(pooled, suppressed=checked["suppressed"])
     if checked["suppressed"]:
-        shown.update(events=None, rate=None, ci=None)
-        if checked["implantations"] is None:
-            shown["n"] = None
+        shown.update(n=None, events=None, rate=None, ci=None)
     return shown
 
 
@@ -175,7 +179,7 @@ def _small(count):
 
 
 def _at_risk(table, day):
-    """Number still at risk at ``day`` from a ``benchmarks.survival`` table (as ``disclosure._coarsen`` reads it)."""
+    """Number at risk at ``day`` (followed for at least ``day`` days) from a raw ``benchmarks.survival`` table."""
     return next((r["at_risk"] for r in table if r["day"] >= day), 0)
 
 
@@ -273,50 +277,88 @@ def _pump_use(rows, own):
     return {"centre": centre, "registry": registry, "position": position}
 
 
-def _complication_measures(complication_types, rows):
+def _complication_measures(complication_types):
+    """The report's outcome measures (``reports.outcomes``), each read at a fixed window.
+
+    Headline measures first (categories, pump failure, 90-day mortality, any severe
+    complication, catheter-related), then one row per complication type.
+    """
     vocabulary = [dict(t) for t in complication_types]
     vocabulary.sort(key=lambda t: t["code"] == "other")  # stable: keeps the given order, 'other' last
-    all_codes = sorted({t["code"] for t in vocabulary} | {code for r in rows for code in r.complications})
-    measures = [
-        {
-            "key": t["code"],
-            "label": t["name"],
-            "kind": "type",
-            "codes": [t["code"]],
-            "catheter_related": bool(t.get("catheter_related")),
+
+    def measure(key, kind, outcome, window, label=None):
+        return {
+            "key": key,
+            "kind": kind,
+            "label": label or f"{outcome.label} within {_window_text(window)}",
+            "outcome": outcome,
+            "window_days": window,
+            "catheter_related": kind == "catheter",
         }
+
+    technical = outcomes.event_outcome(ComplicationCategory.TECHNICAL, vocabulary)
+    measures = [measure(f"technical_{days}", "category", technical, days) for days in outcomes.TECHNICAL_WINDOWS_DAYS]
+    measures += [
+        measure(
+            "toxicity",
+            "category",
+            outcomes.event_outcome(ComplicationCategory.TOXICITY, vocabulary),
+            outcomes.TOXICITY_WINDOW_DAYS,
+            label=f"Toxicity within {_window_text(outcomes.TOXICITY_WINDOW_DAYS)} of the first dose",
+        ),
+        measure("pump_failure", "pump_failure", outcomes.PUMP_FAILURE_OUTCOME, 365),
+        measure("mortality_90_days", "mortality", outcomes.MORTALITY_90_DAYS, 90, label="90-day mortality"),
+        measure(
+            outcomes.ANY_COMPLICATION,
+            "any",
+            outcomes.event_outcome(outcomes.ANY_COMPLICATION, vocabulary, severe_only=True),
+            90,
+            label="Any severe complication within 90 days",
+        ),
+        measure(
+            outcomes.CATHETER_RELATED,
+            "catheter",
+            outcomes.event_outcome(outcomes.CATHETER_RELATED, vocabulary),
+            365,
+        ),
+    ]
+    measures += [
+        measure(t["code"], "type", outcomes.event_outcome(t["code"], vocabulary), 365, label=t["name"])
         for t in vocabulary
     ]
-    catheter_codes = sorted(t["code"] for t in vocabulary if t.get("catheter_related"))
-    measures.append(
-        {
-            "key": benchmarks.CATHETER_RELATED,
-            "label": "Catheter-related (any)",
-            "kind": "catheter",
-            "codes": catheter_codes,
-            "catheter_related": True,
-        }
-    )
-    measures.append(
-        {
-            "key": benchmarks.ANY_COMPLICATION,
-            "label": "Any complication",
-            "kind": "any",
-            "codes": all_codes,
-            "catheter_related": False,
-        }
-    )
     return measures
 
 
-def _complications(rows, own, measures):
+def _window_text(days):
+    return {30: "30 days", 90: "90 days", 180: "6 months", 365: "1 year", 730: "2 years"}.get(days, f"{days} days")
+
+
+def _estimate(rows, measure):
+    """The measure's estimate over ``rows``: Aalen-Johansen, or 1 − Kaplan-Meier for mortality."""
+    everyone = benchmarks.Grouping()
+    if measure["kind"] == "mortality":
+        group = _one(_registry.call(benchmarks.mortality, rows, everyone, measure["window_days"]))
+    else:
+        group = _one(
+            _registry.call(benchmarks.cumulative_incidence, rows, measure["outcome"], measure["window_days"], everyone)
+        )
+        if group is not None:
+            group = dict(group, rate=group["estimate"])
+    return _proportion(group)
+
+
+def _complications(rows, own, measures, cut_date):
     everyone = benchmarks.Grouping()
     out = []
     for measure in measures:
-        centre = _proportion(_one(benchmarks.complication_rates(own, measure["codes"], everyone)))
-        pooled = _proportion(_one(_registry.call(benchmarks.complication_rates, rows, measure["codes"], everyone)))
+        centre, pooled = _estimate(own, measure), _estimate(rows, measure)
+        args = (measure["outcome"], measure["window_days"], everyone, cut_date)
+        closed_own = _proportion(_one(benchmarks.closed_window_proportions(own, *args)))
+        closed_all = _proportion(_one(_registry.call(benchmarks.closed_window_proportions, rows, *args)))
         position = (
-            funnel_position(centre["events"], centre["n"], pooled["rate"]) if centre["n"] and pooled["n"] else None
+            funnel_position(closed_own["events"], closed_own["n"], closed_all["rate"])
+            if closed_own["n"] and closed_all["n"] and closed_all["rate"] is not None
+            else None
         )
         out.append(
             {
@@ -324,10 +366,13 @@ def _complications(rows, own, measures):
                 "label": measure["label"],
                 "kind": measure["kind"],
                 "catheter_related": measure["catheter_related"],
-                "codes": measure["codes"],
+                "window_days": measure["window_days"],
+                "denominator": measure["outcome"].denominator,
+                "origin": measure["outcome"].origin,
                 "centre": centre,
                 "registry": _pooled_guard(centre, pooled),
-                "theta0": pooled["rate"],
+                "closed_window": {"centre": closed_own, "registry": _pooled_guard(closed_own, closed_all)},
+                "theta0": closed_all["rate"],
                 "position": position,
             }
         )
@@ -345,8 +390,16 @@ def _band_grid(max_n):
     return grid
 
 
-def _funnel(rows, centre_code, measure, title, axis_label):
-    by_centre = _registry.call(benchmarks.complication_rates, rows, measure["codes"], benchmarks.Grouping("centre"))
+def _funnel(rows, centre_code, definition, measure, title, axis_label, cut_date):
+    # Counts over implantations whose window had closed by the cut, so follow-up length does not move a centre.
+    by_centre = _registry.call(
+        benchmarks.closed_window_proportions,
+        rows,
+        definition["outcome"],
+        definition["window_days"],
+        benchmarks.Grouping("centre"),
+        cut_date,
+    )
     pooled = measure["theta0"]
     own = [g for g in by_centre if g["group"] == centre_code]
     others = [g for g in by_centre if g["group"] != centre_code]
@@ -376,7 +429,7 @@ def _funnel(rows, centre_code, measure, title, axis_label):
         "title": title,
         "axis_label": axis_label,
         "theta0": pooled,
-        "shown": measure["registry"]["rate"] is not None and pooled is not None,
+        "shown": measure["closed_window"]["registry"]["rate"] is not None and pooled is not None,
         "points": points,
         "other_centres_shown": len(shown),
         "other_centres_hidden": len(others) - len(shown),
@@ -385,14 +438,15 @@ def _funnel(rows, centre_code, measure, title, axis_label):
     }
 
 
-def _cusum(rows, own, measures, cut_date):
-    any_codes = next(m["codes"] for m in measures if m["kind"] == "any")
+def _cusum(rows, own, complication_types, cut_date):
+    any_outcome = outcomes.event_outcome(outcomes.ANY_COMPLICATION, complication_types)
+    any_codes = sorted(any_outcome.codes | {code for r in rows for code in r.complications})
     complete_before = cut_date - datetime.timedelta(days=CUSUM_WINDOW_DAYS)
-    eligible = [r for r in rows if r.implanted_on <= complete_before]
     own_eligible = [r for r in own if r.implanted_on <= complete_before]
     everyone = benchmarks.Grouping()
-    pooled = _proportion(_one(benchmarks.complication_rates(eligible, any_codes, everyone, CUSUM_WINDOW_DAYS)))
-    own_rate = _proportion(_one(benchmarks.complication_rates(own_eligible, any_codes, everyone, CUSUM_WINDOW_DAYS)))
+    args = (any_outcome, CUSUM_WINDOW_DAYS, everyone, cut_date)
+    pooled = _proportion(_one(_registry.call(benchmarks.closed_window_proportions, rows, *args)))
+    own_rate = _proportion(_one(benchmarks.closed_window_proportions(own, *args)))
     baseline = _pooled_guard(own_rate, pooled)
     p = pooled["rate"]
     surgeons = []
@@ -417,7 +471,7 @@ def _cusum(rows, own, measures, cut_date):
             "current": None,
             "first_sequence": None,
             "last_sequence": None,
-            "reached_25": max(r.surgeon_sequence for r in all_cases) >= LEARNING_CURVE_PUMPS,
+            "reached_25": max(r.surgeon_sequence for r in all_cases) >= LEARNING_CURVE_PUMPS,  # the 25th is placed
             "no_chart_reason": None,
         }
         if not cases:
@@ -425,14 +479,14 @@ def _cusum(rows, own, measures, cut_date):
         elif p is None or not 0.0 < p < 1.0:
             entry["no_chart_reason"] = "No chart: the registry rate to compare with is 0% or 100%."
         if cases and p is not None and 0.0 < p < 1.0:
-            outcomes = [int(benchmarks.complication_event(r, any_codes, CUSUM_WINDOW_DAYS)) for r in cases]
+            case_outcomes = [int(benchmarks.complication_event(r, any_codes, CUSUM_WINDOW_DAYS)) for r in cases]
             threshold = cusum_threshold_by_simulation(
                 p, CUSUM_ODDS_RATIO, false_alarm_rate=CUSUM_FALSE_ALARM, n_cases=len(cases), n_sim=CUSUM_SIMULATIONS
             )
-            chart = cusum_chart(outcomes, p, CUSUM_ODDS_RATIO, h=threshold["h"])
+            chart = cusum_chart(case_outcomes, p, CUSUM_ODDS_RATIO, h=threshold["h"])
             signal_set = set(chart.signals)
             entry.update(
-                events=sum(outcomes),
+                events=sum(case_outcomes),
                 h=threshold["h"],
                 false_alarm_rate=threshold["false_alarm_rate"],
                 first_sequence=cases[0].surgeon_sequence,
@@ -440,13 +494,14 @@ def _cusum(rows, own, measures, cut_date):
                 current=chart.values[-1],
                 points=[
                     {"sequence": r.surgeon_sequence, "value": v, "event": bool(y), "signal": i in signal_set}
-                    for i, (r, v, y) in enumerate(zip(cases, chart.values, outcomes, strict=True))
+                    for i, (r, v, y) in enumerate(zip(cases, chart.values, case_outcomes, strict=True))
                 ],
                 signals=[
                     {
                         "sequence": cases[i].surgeon_sequence,
                         "month": f"{cases[i].implanted_on:%Y-%m}",
-                        "before_25": cases[i].surgeon_sequence < LEARNING_CURVE_PUMPS,
+                        # Before the mark: fewer than 25 pumps placed before this one (reports.outcomes).
+                        "before_25": not outcomes.experienced(cases[i], LEARNING_CURVE_PUMPS),
                     }
                     for i in chart.signals
                 ],
@@ -470,7 +525,7 @@ def _survival(rows, own, centre_code, cut_date):
     others = [r for r in rows if r.centre_code != centre_code]
     out = {}
     specs = {
-        "pump_failure": ("Pump functional survival", "Pump still usable"),
+        "pump_failure": ("Freedom from pump failure", "No pump failure"),
         "overall": ("Overall survival", "Alive"),
     }
     for endpoint, (title, y_label) in specs.items():
@@ -490,10 +545,14 @@ def _survival(rows, own, centre_code, cut_date):
         hidden = others_checked["suppressed"] or registry_public is None or registry_public["suppressed"]
         curve = []
         if not hidden:
+            # Each coarse row is labelled with the END of its 30-day block and carries the Kaplan-Meier value
+            # there, so as a right-continuous step (like the centre's own curve) it is exact at every block end.
+            # The curve stops before the first block that starts with fewer than THRESHOLD at risk.
             for r in registry_public["table"]:
                 if r["at_risk"] is None or r["at_risk"] < disclosure.THRESHOLD:
                     break
-                curve.append({"day": r["day"], "survival": r["survival"]})
+                if r["day"] > 0:  # the origin (day 0, survival 1) is where every curve starts anyway
+                    curve.append({"day": r["day"], "survival": r["survival"]})
         own_curve = []
         own_table = own_fit["table"] if own_fit else []
         for index, r in enumerate(own_table):
@@ -512,14 +571,18 @@ def _survival(rows, own, centre_code, cut_date):
             registry_n = None if hidden or _small(all_n - own_n) else all_n
             at_risk.append({"months": month, "centre": own_n, "registry": registry_n})
         test = None
-        if own and others and not hidden:
-            times_own = [benchmarks.survival_time(r, endpoint) for r in own]
-            times_others = [benchmarks.survival_time(r, endpoint) for r in others]
+        # Pump failure has competing events: a log-rank test would compare cause-specific hazards,
+        # not the risk drawn, so no test is shown for it.
+        if own and others and not hidden and endpoint != "pump_failure":
+            own_subjects = benchmarks.survival_subjects(own, endpoint)
+            other_subjects = benchmarks.survival_subjects(others, endpoint)
             result = log_rank(
-                [max(d, 0) for d, _ in times_own],
-                [int(e) for _, e in times_own],
-                [max(d, 0) for d, _ in times_others],
-                [int(e) for _, e in times_others],
+                [s.exit for s in own_subjects],
+                [int(s.status == outcomes.EVENT) for s in own_subjects],
+                [s.exit for s in other_subjects],
+                [int(s.status == outcomes.EVENT) for s in other_subjects],
+                entries_a=[s.entry for s in own_subjects],
+                entries_b=[s.entry for s in other_subjects],
             )
             if result:
                 test = {"chisq": result["chisq"], "p_value": result["p_value"]}
@@ -632,14 +695,14 @@ def _pct(value):
 
 def _highlights(context):
     items = []
-    headline_first = {"any": 0, "catheter": 1, "type": 2}
+    headline_first = {"category": 0, "pump_failure": 1, "mortality": 2, "any": 3, "catheter": 4, "type": 5}
     for m in sorted(context["complications"], key=lambda m: headline_first[m["kind"]]):
         position = m["position"]
         if position in (None, "inside"):
             continue
-        c, r = m["centre"], m["registry"]
+        c, r = m["closed_window"]["centre"], m["closed_window"]["registry"]
         registry_text = f"registry {_pct(r['rate'])}" if r["rate"] is not None else "registry rate suppressed"
-        figure = f"{c['events']}/{c['n']} = {_pct(c['rate'])}; {registry_text}"
+        figure = f"{c['events']}/{c['n']} with the window closed = {_pct(c['rate'])}; {registry_text}"
         if position.startswith("above"):
             level = "alarm" if position == "above_99.8" else "alert"
             text = f"{m['label']}: higher than expected, {POSITION_TEXT[position]} of the funnel ({figure})."
@@ -783,9 +846,13 @@ def build_report_context(rows, *, centre_code, period_start, period_end, data_cu
     else:
         cut_text = data_cut.isoformat()
 
-    measures = _complication_measures(complication_types, rows)
-    complications = _complications(rows, own, measures)
+    complication_types = [dict(t) for t in complication_types]
+    for t in complication_types:
+        t.setdefault("category", "technical" if t.get("catheter_related") else "other")
+    measures = _complication_measures(complication_types)
+    complications = _complications(rows, own, measures, cut_date)
     by_key = {m["key"]: m for m in complications}
+    definitions = {m["key"]: m for m in measures}
     context = {
         "schema": SCHEMA_VERSION,
         "centre_code": centre_code,
@@ -803,17 +870,18 @@ def build_report_context(rows, *, centre_code, period_start, period_end, data_cu
         "complications": complications,
         "funnels": [
             _funnel(
-                rows, centre_code, by_key[benchmarks.ANY_COMPLICATION], "Any complication", "Rate: any complication"
-            ),
-            _funnel(
                 rows,
                 centre_code,
-                by_key[benchmarks.CATHETER_RELATED],
-                "Catheter-related complications",
-                "Rate: catheter-related",
-            ),
+                definitions[key],
+                by_key[key],
+                by_key[key]["label"],
+                f"Share with {by_key[key]['label'][0].lower()}{by_key[key]['label'][1:]}",
+                cut_date,
+            )
+            for key in ("technical_90", benchmarks.ANY_COMPLICATION)
         ],
-        "cusum": _cusum(rows, own, measures, cut_date),
+        "cusum": _cusum(rows, own, complication_types, cut_date),
+        "methods": outcomes.methods(),
         "survival": _survival(rows, own, centre_code, cut_date),
         "conversion": _conversion(rows, own),
         "completeness": _completeness(rows, own, cut_date),
@@ -950,8 +1018,8 @@ def _view(context):
         dict(r, centre_share=_fmt_pct(r["centre"]["share"]), registry_share=_fmt_pct(r["registry"]["share"]))
         for r in imp["rows"]
     ]
-    any_measure = next(m for m in complications if m["kind"] == "any")
-    catheter_measure = next(m for m in complications if m["kind"] == "catheter")
+    technical_measure = next(m for m in complications if m["key"] == "technical_90")
+    failure_measure = next(m for m in complications if m["kind"] == "pump_failure")
     baseline = cusum["baseline"]
     return {
         "c": context,
@@ -981,14 +1049,14 @@ def _view(context):
                 "note": f"registry {_fmt_days(pump['registry']['median_days_to_first_dose']) or '–'}",
             },
             {
-                "label": "Any complication",
-                "value": any_measure["centre_view"]["rate"] or "–",
-                "note": f"registry {any_measure['registry_view']['rate'] or 'suppressed'}",
+                "label": "Technical complication within 90 days",
+                "value": technical_measure["centre_view"]["rate"] or "–",
+                "note": f"registry {technical_measure['registry_view']['rate'] or 'suppressed'}",
             },
             {
-                "label": "Catheter-related",
-                "value": catheter_measure["centre_view"]["rate"] or "–",
-                "note": f"registry {catheter_measure['registry_view']['rate'] or 'suppressed'}",
+                "label": "Pump failure within 1 year",
+                "value": failure_measure["centre_view"]["rate"] or "–",
+                "note": f"registry {failure_measure['registry_view']['rate'] or 'suppressed'}",
             },
         ],
         "indications": indication_rows,

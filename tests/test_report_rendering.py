@@ -16,6 +16,7 @@ import pytest
 from scipy.stats import binomtest
 
 from registry.models import ComplicationType, Patient
+from reports import benchmarks
 from reports.cohort import cohort
 from reports.rendering import build_report_context, render_centre_report, render_html, render_pdf
 
@@ -41,7 +42,7 @@ HEADINGS = [
     "Complication rates",
     "Funnel plots",
     "Surgeons' learning curves (CUSUM)",
-    "Pump functional survival and overall survival",
+    "Freedom from pump failure and overall survival",
     "Conversion to resection",
     "Data completeness",
     "Methods and notes",
@@ -114,7 +115,7 @@ def report_kwargs(centre_code=HOME):
         "period_end": PERIOD[1],
         "data_cut": DATA_CUT,
         "complication_types": list(
-            ComplicationType.objects.order_by("name").values("code", "name", "catheter_related")
+            ComplicationType.objects.order_by("name").values("code", "name", "category", "catheter_related")
         ),
         "method_version": METHOD,
     }
@@ -156,10 +157,18 @@ def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, 
     registry_treated = 14 + sum(t for _, t, _, _ in OTHERS.values())
     registry_n = 20 + sum(n for n, _, _, _ in OTHERS.values())
     assert (pump["registry"]["events"], pump["registry"]["n"]) == (registry_treated, registry_n)  # 52 / 82
-    any_c = by_key(context["complications"], "any")
+    # Technical complications within 90 days: the three occlusions on day 20. The five pumps with no
+    # follow-up leave the risk set on day 0, so the risk is 3 of the 15 followed, not 3 of 20.
+    technical = by_key(context["complications"], "technical_90")
+    assert (technical["centre"]["events"], technical["centre"]["n"]) == (3, 20)
+    assert technical["centre"]["rate"] == pytest.approx(3 / 15)
+    # The funnel counts the 16 implantations whose 90-day window had closed by the cut (up to 17 Oct 2024).
+    assert (technical["closed_window"]["centre"]["events"], technical["closed_window"]["centre"]["n"]) == (3, 16)
+    # Nobody at the centre is followed for a year yet: no 1-year figure, rather than a low one.
     catheter = by_key(context["complications"], "catheter_related")
-    assert (any_c["centre"]["events"], catheter["centre"]["events"]) == (4, 3)
-    assert any_c["registry"]["events"] == 4 + sum(o for _, _, o, _ in OTHERS.values())
+    assert catheter["centre"]["events"] == 3 and catheter["centre"]["rate"] is None
+    # None of the complications is severe (grade 2, no Clavien-Dindo).
+    assert by_key(context["complications"], "any")["centre"]["events"] == 0
     # Other centres have 2 pocket infections: the registry figure would give them away.
     infection = by_key(context["complications"], "pocket_infection")
     assert infection["registry"]["suppressed"] and infection["registry"]["rate"] is None
@@ -202,8 +211,8 @@ def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, 
         "70.0%",  # pump-use rate 14/20
         wilson_text(14, 20),
         "63.4%",  # registry pump use 52/82
-        "20.0%",  # any complication 4/20
-        "15.0%",  # catheter-related 3/20
+        "20.0%",  # technical complication within 90 days, 3 of 15 followed
+        "3 / 20",
         "10 / 20",  # follow-up incomplete
         "50.0%",
         "3 / 12",  # conversion to resection, unresectable
@@ -221,7 +230,7 @@ def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, 
         "Other centres (anonymous)",
         "Implantations at the centre (volume)",
         "Months since implantation",
-        "Pump still usable",
+        "No pump failure",
     ):
         assert label in flat, label
     assert "Page 2 of" in flat
@@ -271,3 +280,35 @@ def test_registry_figures_reused_across_centres_match_a_fresh_build(registry):
     build_report_context(rows, **report_kwargs(other))  # warms the per-run memo with the same rows object
     reused = build_report_context(rows, **report_kwargs())
     assert reused == build_report_context(list(rows), **report_kwargs())  # a new list: computed afresh
+
+
+def test_registry_survival_curve_is_the_registry_kaplan_meier_at_each_point(db):
+    """The registry curve is drawn from the coarse 30-day table as a step function, like the centre's own
+    curve: every point must be the registry's Kaplan-Meier survival at the point's day.  (Labelling each block
+    with its start while carrying the survival at its end drew the registry one block early, looking worse.)"""
+    home = factories.CentreFactory(code="HOME-K")
+    other = factories.CentreFactory(code="ZZOTHER")
+    # Others: 40 implantations, deaths every 5 days from day 5 to day 120 (6 per block), 16 alive at day 300.
+    for centre, count, deaths in ((home, 10, []), (other, 40, list(range(5, 121, 5)))):
+        for j in range(count):
+            implantation = factories.ImplantationFactory(patient__centre=centre, implanted_on=START)
+            died = deaths[j] if j < len(deaths) else None
+            factories.FollowUpFactory(
+                implantation=implantation,
+                contact_on=days_after(died or 300, START),
+                vital_status="dead" if died else "alive",
+                died_on=days_after(died, START) if died else None,
+            )
+    rows = cohort(as_of=None)
+    registry = build_report_context(rows, **report_kwargs("HOME-K"))["survival"]["overall"]["registry"]
+    assert not registry["suppressed"]
+    [fit] = benchmarks.survival(rows, "overall", benchmarks.Grouping())
+
+    def km(day):
+        before = [r["survival"] for r in fit["table"] if r["day"] <= day]
+        return before[-1] if before else 1.0
+
+    days = [point["day"] for point in registry["curve"]]
+    assert days[:4] == [30, 60, 90, 120] and all(day % 30 == 0 for day in days)
+    assert [point["survival"] for point in registry["curve"]] == pytest.approx([km(day) for day in days])
+    assert km(30) < 1.0  # the check has teeth: 6 deaths by day 30

@@ -96,7 +96,7 @@ class Command(BaseCommand):
         centre = options["centre"] or codes[0]
         if centre not in codes:
             raise CommandError(f"Centre {centre!r} has no implantations; choose one of {', '.join(codes)}.")
-        types = list(ComplicationType.objects.order_by("name").values("code", "name", "catheter_related"))
+        types = list(ComplicationType.objects.order_by("name").values("code", "name", "category", "catheter_related"))
 
         context, _html, pdf = render_centre_report(
             rows,
