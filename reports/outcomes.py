@@ -51,7 +51,8 @@ ENTRY_OFFSET = 0.5
 
 SOURCE_COMPETING_RISKS = (
     "Aalen-Johansen cumulative incidence with competing events (Putter, Fiocco & Geskus, Stat Med "
-    "2007;26:2389; R survival's multi-state survfit)"
+    "2007;26:2389; R survival's multi-state survfit), 95% interval from the infinitesimal-jackknife standard "
+    "error on the log scale, F·exp(±1.96·se/F), as R's survfit"
 )
 SOURCE_DELAYED_ENTRY = "left truncation at registry entry (Klein & Moeschberger, Survival Analysis, 2003, §4.6)"
 SOURCE_SEVERITY = (

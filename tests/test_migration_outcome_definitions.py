@@ -17,7 +17,9 @@ def migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# Transactional (migrations run outside the test's transaction): pytest-django runs it after the
+# ordinary tests, and the tables are emptied afterwards, as for the worker tests.
+@pytest.mark.django_db(transaction=True)
 def test_complication_categories_and_split_end_reasons():
     apps = migrate(BEFORE)
     try:
