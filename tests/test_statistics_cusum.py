@@ -13,22 +13,30 @@ Where each asserted figure comes from:
   −0.377 (Steiner 2014 p. 234) — as asserted in ``vlad``'s
   ``tests/testthat/test-llr_score.R``.  I have not read those book pages
   myself; the citation is the one the vlad tests give.
-* Everything else is derived by hand from the formula (arithmetic in comments),
-  or is a property / exact-enumeration check of the simulation, not a citation.
+* Everything else is derived by hand from the formula (arithmetic in comments,
+  exact with ``fractions.Fraction`` where stated), or is a property / exact-enumeration
+  check of the simulation, not a citation.
+* VLAD (Lovegrove et al., *Lancet* 1997;350:1128): V_t = Σ (p_s − y_s), worked by hand
+  in exact fractions.
 """
 
 import itertools
 import math
+from fractions import Fraction
 
 import pytest
 
 from reports.statistics.cusum import (
+    FIXED_LIMIT_FALSE_SIGNAL_PROBABILITY,
+    FIXED_LIMIT_HORIZON,
     cusum_arl_by_simulation,
     cusum_chart,
     cusum_scores,
     cusum_threshold_by_simulation,
     cusum_weight,
+    fixed_control_limit,
     parsonnet_risk,
+    vlad,
 )
 
 
@@ -194,3 +202,172 @@ def test_threshold_argument_validation():
         cusum_threshold_by_simulation(0.1, 2.0, false_alarm_rate=0.05, target_arl0=100, n_cases=10)
     with pytest.raises(ValueError):
         cusum_threshold_by_simulation(0.1, 2.0, false_alarm_rate=0.05)
+
+
+# --------------------------------------------------------------------------- risk-adjusted weights, exact
+
+
+# (y, p, R_A, exact argument of the log).  Steiner et al. (2000): with d = 1 − p + R_A·p,
+# W = ln(R_A / d) for y = 1 and ln(1 / d) for y = 0.  d in exact fractions:
+#   p = 1/4, R_A = 2:   d = 3/4 + 2/4 = 5/4    -> death ln(8/5),  survival ln(4/5)
+#   p = 1/2, R_A = 3:   d = 1/2 + 3/2 = 2      -> death ln(3/2),  survival ln(1/2)
+#   p = 1/3, R_A = 1/2: d = 2/3 + 1/6 = 5/6    -> death ln(3/5),  survival ln(6/5)
+#   p = 1/10, R_A = 2:  d = 9/10 + 2/10 = 11/10 -> death ln(20/11), survival ln(10/11)
+#   p = 0, R_A = 2:     d = 1                  -> death ln 2,     survival 0
+#   p = 1, R_A = 2:     d = 2                  -> death 0,        survival ln(1/2)
+EXACT_WEIGHTS = [
+    (1, Fraction(1, 4), Fraction(2), Fraction(8, 5)),
+    (0, Fraction(1, 4), Fraction(2), Fraction(4, 5)),
+    (1, Fraction(1, 2), Fraction(3), Fraction(3, 2)),
+    (0, Fraction(1, 2), Fraction(3), Fraction(1, 2)),
+    (1, Fraction(1, 3), Fraction(1, 2), Fraction(3, 5)),
+    (0, Fraction(1, 3), Fraction(1, 2), Fraction(6, 5)),
+    (1, Fraction(1, 10), Fraction(2), Fraction(20, 11)),
+    (0, Fraction(1, 10), Fraction(2), Fraction(10, 11)),
+    (1, Fraction(0), Fraction(2), Fraction(2)),
+    (0, Fraction(0), Fraction(2), Fraction(1)),
+    (1, Fraction(1), Fraction(2), Fraction(1)),
+    (0, Fraction(1), Fraction(2), Fraction(1, 2)),
+]
+
+
+@pytest.mark.parametrize("y,p,ra,arg", EXACT_WEIGHTS)
+def test_risk_adjusted_weights_exact(y, p, ra, arg):
+    d = 1 - p + ra * p
+    assert (ra / d if y else 1 / d) == arg  # the hand arithmetic above, checked exactly
+    assert cusum_weight(y, float(p), float(ra)) == pytest.approx(math.log(arg), rel=1e-14, abs=1e-15)
+
+
+def test_risk_adjusted_chart_resets_after_a_signal_and_returns_indices():
+    # risks 1/4, 1/2, 1/4, 1/4, 1/2 with R_A = 2: W(death | 1/4) = ln(8/5) = 0.470004,
+    # W(death | 1/2) = ln(4/3) = 0.287682, W(survival | 1/4) = ln(4/5) = -0.223144.
+    # Path with h = 0.7: 0.470004, 0.757686 (signal at 1, reset), then 0 (survival floors at 0),
+    # 0.470004, 0.757686 (signal at 4).
+    risks = [0.25, 0.5, 0.25, 0.25, 0.5]
+    chart = cusum_chart([1, 1, 0, 1, 1], risks, odds_ratio=2.0, h=0.7)
+    a, b = math.log(8 / 5), math.log(4 / 3)
+    assert chart.values == pytest.approx([a, a + b, 0.0, a, a + b], abs=1e-12)
+    assert chart.signals == [1, 4] and chart.reset is True
+
+
+def test_signals_with_a_fixed_h_do_not_change_as_cases_accrue():
+    # With h fixed, the chart on the first k cases signals exactly where the full chart does.
+    outcomes = [0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1]
+    risks = [0.1, 0.2, 0.05, 0.3, 0.1, 0.15, 0.2, 0.1, 0.05, 0.25, 0.1, 0.1, 0.2, 0.3, 0.1, 0.1, 0.05, 0.2]
+    full = cusum_chart(outcomes, risks, odds_ratio=2.0, h=1.5)
+    assert full.signals  # the example does signal
+    for k in range(1, len(outcomes) + 1):
+        part = cusum_chart(outcomes[:k], risks[:k], odds_ratio=2.0, h=1.5)
+        assert part.signals == [t for t in full.signals if t < k]
+        assert part.values == full.values[:k]
+
+
+# --------------------------------------------------------------------------- VLAD
+
+
+def test_vlad_by_hand():
+    # y = 0, 1, 0, 0, 1 with p = 1/10, 1/5, 3/10, 1/10, 1/2:
+    # increments p - y = 1/10, -4/5, 3/10, 1/10, -1/2; running sums 1/10, -7/10, -2/5, -3/10, -4/5.
+    outcomes = [0, 1, 0, 0, 1]
+    risks = [Fraction(1, 10), Fraction(1, 5), Fraction(3, 10), Fraction(1, 10), Fraction(1, 2)]
+    exact = list(itertools.accumulate(p - y for p, y in zip(risks, outcomes, strict=True)))
+    assert exact == [Fraction(1, 10), Fraction(-7, 10), Fraction(-2, 5), Fraction(-3, 10), Fraction(-4, 5)]
+    assert vlad(outcomes, [float(p) for p in risks]) == pytest.approx([float(v) for v in exact], abs=1e-12)
+
+
+def test_vlad_constant_risk_and_final_value_is_expected_minus_observed():
+    # constant p = 0.2 over 10 cases with 3 complications: E - O = 2 - 3 = -1.
+    outcomes = [0, 0, 1, 0, 0, 1, 0, 0, 1, 0]
+    v = vlad(outcomes, 0.2)
+    assert len(v) == 10 and v[-1] == pytest.approx(-1.0, abs=1e-12)
+    assert v[0] == pytest.approx(0.2) and v[2] == pytest.approx(0.6 - 1.0)
+    assert vlad([], 0.2) == []
+    with pytest.raises(ValueError):
+        vlad([0, 2], 0.1)
+    with pytest.raises(ValueError):
+        vlad([0, 1], [0.1])
+    with pytest.raises(ValueError):
+        vlad([0], [1.2])
+
+
+# --------------------------------------------------------------------------- fixed control limit
+
+
+def exact_false_signal_probability_markov(p: float, odds_ratio: float, h: float, n_cases: int) -> float:
+    """P(X_t >= h for some t <= n_cases), constant risk, by exact dynamic programming.
+
+    Since its last visit to 0 the chart equals k1·W1 + k0·W0 for the counts (k1, k0) of
+    complications and uncomplicated cases since then, so the pair is an exact state; a path
+    is absorbed when it reaches h.  (This is 2^n enumeration with equal states merged.)
+    """
+    w1, w0 = cusum_weight(1, p, odds_ratio), cusum_weight(0, p, odds_ratio)
+    states = {(0, 0): 1.0}
+    signalled = 0.0
+    for _ in range(n_cases):
+        nxt: dict = {}
+        for (k1, k0), pr in states.items():
+            for key, q in (((k1 + 1, k0), p), ((k1, k0 + 1), 1 - p)):
+                x = key[0] * w1 + key[1] * w0
+                if x >= h:
+                    signalled += pr * q
+                    continue
+                if x <= 0:
+                    key = (0, 0)
+                nxt[key] = nxt.get(key, 0.0) + pr * q
+        states = nxt
+    return signalled
+
+
+def test_exact_markov_enumeration_agrees_with_brute_force():
+    for h in (0.9, 1.3, 2.0):
+        assert exact_false_signal_probability_markov(0.2, 2.0, h, 12) == pytest.approx(
+            exact_false_alarm_probability(0.2, 2.0, h, 12), abs=1e-12
+        )
+
+
+def test_fixed_control_limit_is_right_by_exact_enumeration_over_100_cases():
+    res = fixed_control_limit(0.05, 100, 2.0, baseline_risk=0.1)
+    h = res["h"]
+    # Exact, for p = 0.1, R_A = 2 over 100 cases: P(signal | h = 3.38) = 0.049277,
+    # P(signal | h = 3.37) = 0.050492, so 3.38 is the smallest 2-d.p. h with probability <= 0.05.
+    assert h == 3.38
+    at_h = exact_false_signal_probability_markov(0.1, 2.0, h, 100)
+    below = exact_false_signal_probability_markov(0.1, 2.0, round(h - 0.01, 2), 100)
+    assert at_h <= 0.05 < below
+    assert res["false_signal_probability"] == pytest.approx(at_h, abs=4 * res["mc_se"])
+    assert res["target_false_signal_probability"] == 0.05
+    assert res["horizon"] == FIXED_LIMIT_HORIZON == 100
+    assert FIXED_LIMIT_FALSE_SIGNAL_PROBABILITY == 0.05
+    assert set(res) == {
+        "h",
+        "false_signal_probability",
+        "target_false_signal_probability",
+        "mc_se",
+        "horizon",
+        "odds_ratio",
+        "reference_risk",
+        "n_sim",
+        "seed",
+    }
+
+
+def test_fixed_control_limit_is_deterministic_and_takes_no_surgeon_count():
+    mix = [parsonnet_risk(s) for s in (0, 5, 10, 20, 40)]
+    a = fixed_control_limit(baseline_risk=mix, n_sim=20000)
+    b = fixed_control_limit(baseline_risk=mix, n_sim=20000)
+    assert a == b
+    assert a["reference_risk"] == {"n_risks": 5, "mean": pytest.approx(sum(mix) / 5)}
+    assert a["false_signal_probability"] <= 0.05
+    # A longer horizon needs a higher line for the same false-signal probability.
+    longer = fixed_control_limit(0.05, 300, baseline_risk=mix, n_sim=20000)
+    assert longer["h"] > a["h"]
+    with pytest.raises(TypeError):
+        fixed_control_limit()  # the reference risk must be stated
+    with pytest.raises(ValueError):
+        fixed_control_limit(0.0, baseline_risk=0.1)
+    with pytest.raises(ValueError):
+        fixed_control_limit(0.05, 0, baseline_risk=0.1)
+    with pytest.raises(ValueError):
+        fixed_control_limit(baseline_risk=1.5)
+    with pytest.raises(ValueError):
+        fixed_control_limit(baseline_risk=[])

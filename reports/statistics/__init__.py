@@ -7,7 +7,9 @@ known answers (``tests/test_statistics_*.py``).
 Modules:
     proportions  -- Wilson and Clopper–Pearson intervals for a rate
     funnel       -- Spiegelhalter (2005) funnel plot limits and over-dispersion
-    cusum        -- Steiner et al. (2000) Bernoulli / risk-adjusted CUSUM
+    cusum        -- Steiner et al. (2000) Bernoulli / risk-adjusted CUSUM, fixed control limit, VLAD
+    observed_expected -- O/E: Ulm's exact interval, Poisson funnel limits (Spiegelhalter 2005),
+                    exact one-sided flags, DerSimonian–Laird between-centre variance
     survival     -- Kaplan–Meier (with delayed entry), median and its CI, log-rank
     competing_risks -- Aalen–Johansen cumulative incidence (with delayed entry), IJ variance
     suppression  -- small-cell suppression with complementary suppression
@@ -21,7 +23,9 @@ from .cusum import (
     cusum_scores,
     cusum_threshold_by_simulation,
     cusum_weight,
+    fixed_control_limit,
     parsonnet_risk,
+    vlad,
 )
 from .funnel import (
     funnel_bands,
@@ -30,6 +34,17 @@ from .funnel import (
     funnel_z_scores,
     normal_limits,
     overdispersion_phi,
+)
+from .observed_expected import (
+    binomial_flag,
+    dersimonian_laird,
+    log_normal_funnel_limits,
+    poisson_flag,
+    poisson_funnel_bands,
+    poisson_funnel_limits,
+    poisson_ratio_interval,
+    tau2_log_ratio,
+    tau2_logit,
 )
 from .proportions import clopper_pearson_interval, proportion_summary, wilson_interval
 from .suppression import suppress_small_counts
@@ -40,6 +55,7 @@ __all__ = [
     "CusumChart",
     "KaplanMeierResult",
     "aalen_johansen",
+    "binomial_flag",
     "clopper_pearson_interval",
     "cumulative_incidence_at",
     "cusum_arl_by_simulation",
@@ -47,17 +63,27 @@ __all__ = [
     "cusum_scores",
     "cusum_threshold_by_simulation",
     "cusum_weight",
+    "dersimonian_laird",
+    "fixed_control_limit",
     "funnel_bands",
     "funnel_limits",
     "funnel_position",
     "funnel_z_scores",
     "kaplan_meier",
+    "log_normal_funnel_limits",
     "log_rank",
     "normal_limits",
     "overdispersion_phi",
     "parsonnet_risk",
+    "poisson_flag",
+    "poisson_funnel_bands",
+    "poisson_funnel_limits",
+    "poisson_ratio_interval",
     "proportion_summary",
     "suppress_small_counts",
     "survival_at",
+    "tau2_log_ratio",
+    "tau2_logit",
+    "vlad",
     "wilson_interval",
 ]

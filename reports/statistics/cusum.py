@@ -22,6 +22,13 @@ chart keeps accumulating and every case with ``X_t >= h`` is listed.
 Threshold ``h``: :func:`cusum_threshold_by_simulation` chooses it for an
 acceptable in-control false-alarm probability over a stated number of cases,
 or for a target in-control average run length (ARL0).  State ``h`` on the chart.
+:func:`fixed_control_limit` is the registry's rule: one h per method version,
+for a fixed horizon of cases and a stated reference risk, the same for every
+surgeon whatever their case count.
+
+VLAD (:func:`vlad`): the variable life-adjusted display of Lovegrove et al.
+(*Lancet* 1997;350:1128), the cumulative sum of expected minus observed
+complications, shown beside the risk-adjusted CUSUM.
 """
 
 from __future__ import annotations
@@ -43,6 +50,12 @@ __all__ = [
     "CusumChart",
     "cusum_threshold_by_simulation",
     "cusum_arl_by_simulation",
+    "FIXED_LIMIT_HORIZON",
+    "FIXED_LIMIT_FALSE_SIGNAL_PROBABILITY",
+    "FIXED_LIMIT_SEED",
+    "FIXED_LIMIT_N_SIM",
+    "fixed_control_limit",
+    "vlad",
 ]
 
 #: Steiner et al. (2000) p. 445: logit(p) = −3.68 + 0.077·Parsonnet score.
@@ -367,3 +380,113 @@ def cusum_threshold_by_simulation(
         "seed": seed,
         "odds_ratio": odds_ratio,
     }
+
+
+# --------------------------------------------------------------------------- fixed control limit
+
+#: The fixed control limit's definition (change these only with a new method version).
+FIXED_LIMIT_HORIZON = 100
+FIXED_LIMIT_FALSE_SIGNAL_PROBABILITY = 0.05
+FIXED_LIMIT_SEED = 20000441
+FIXED_LIMIT_N_SIM = 100_000
+
+
+def fixed_control_limit(
+    false_signal_probability: float = FIXED_LIMIT_FALSE_SIGNAL_PROBABILITY,
+    horizon: int = FIXED_LIMIT_HORIZON,
+    odds_ratio: float = 2.0,
+    *,
+    baseline_risk,
+    n_sim: int = FIXED_LIMIT_N_SIM,
+    seed: int = FIXED_LIMIT_SEED,
+    decimals: int = 2,
+) -> dict:
+    """The CUSUM control limit h for a fixed horizon, by in-control simulation.
+
+    Steiner et al. (*Biostatistics* 2000;1:441) choose h by simulation so that the chart's
+    in-control behaviour is acceptable; this is the "probability of a false signal within a
+    stated number of cases" form.  h is the smallest value on a grid of ``decimals`` decimal
+    places such that, over ``n_sim`` simulated in-control surgeons, the proportion whose chart
+    (weights for ``odds_ratio``, no reset) reaches h within their first ``horizon`` cases is
+    at most ``false_signal_probability``.  In control means outcomes Bernoulli(p_t) with
+    p_t drawn from ``baseline_risk``: a constant (the registry rate) or a sequence of
+    reference risks resampled with replacement (the registry's case mix), stated with the
+    method version.  Computed by :func:`cusum_threshold_by_simulation` (numpy's PCG64 seeded
+    with ``seed``: identical inputs give the identical h with the same numpy version; numpy
+    does not promise its streams across versions, so store h with the method version).
+
+    Why fixed: the horizon and the reference risk belong to the method, not to the surgeon,
+    so h does not move as a surgeon's case count grows (a signal once shown stays shown, and
+    every surgeon's chart uses the same line).  The probability holds for the first
+    ``horizon`` cases; a surgeon with more cases has a larger chance of a false signal over
+    their whole series, which is why the chart resets after a signal and reports where it
+    signalled.
+
+    Returns ``{"h", "false_signal_probability", "target_false_signal_probability",
+    "mc_se", "horizon", "odds_ratio", "reference_risk", "n_sim", "seed"}``:
+    ``false_signal_probability`` is the simulated probability achieved at h and ``mc_se``
+    its binomial Monte Carlo standard error; ``reference_risk`` is the constant risk or
+    ``{"n_risks", "mean"}`` for a case mix.
+    """
+    if not 0.0 < false_signal_probability < 1.0:
+        raise ValueError("false_signal_probability must be in (0, 1)")
+    if isinstance(horizon, bool) or int(horizon) != horizon or horizon < 1:
+        raise ValueError("horizon must be a positive whole number")
+    if isinstance(baseline_risk, (int, float)) and not isinstance(baseline_risk, bool):
+        _check_risk(float(baseline_risk))
+        reference = float(baseline_risk)
+    else:
+        baseline_risk = [float(r) for r in baseline_risk]
+        if not baseline_risk:
+            raise ValueError("need at least one reference risk")
+        reference = {"n_risks": len(baseline_risk), "mean": float(np.mean(baseline_risk))}
+    res = cusum_threshold_by_simulation(
+        baseline_risk,
+        odds_ratio,
+        false_alarm_rate=false_signal_probability,
+        n_cases=int(horizon),
+        n_sim=int(n_sim),
+        seed=seed,
+        decimals=decimals,
+    )
+    achieved = res["false_alarm_rate"]
+    return {
+        "h": res["h"],
+        "false_signal_probability": achieved,
+        "target_false_signal_probability": float(false_signal_probability),
+        "mc_se": math.sqrt(achieved * (1 - achieved) / int(n_sim)),
+        "horizon": int(horizon),
+        "odds_ratio": odds_ratio,
+        "reference_risk": reference,
+        "n_sim": int(n_sim),
+        "seed": seed,
+    }
+
+
+# --------------------------------------------------------------------------- VLAD
+
+
+def vlad(outcomes: Sequence[int], risks) -> list[float]:
+    """Variable life-adjusted display: V_t = Σ_{s<=t} (p_s − y_s), expected minus observed.
+
+    Lovegrove J, Valencia O, Treasure T, Sherlaw-Johnson C, Gallivan S. Monitoring the results
+    of cardiac surgery by variable life-adjusted display. *Lancet* 1997;350:1128–1130 (the VLAD
+    plot: "the difference between expected and actual cumulative mortality"; STATISTICS.md
+    cites Lovegrove et al., *Br J Surg* 1997;84:1576 for it); and Sherlaw-Johnson C. A method
+    for detecting runs of good and bad clinical outcomes on VLAD charts. *Health Care Manag
+    Sci* 2005;8:61–65.  With y = 1 a complication, the line rises by
+    p_t for an uncomplicated case and falls by 1 − p_t for a complication: "complications
+    avoided" relative to the case-mix model.
+
+    ``risks`` is one baseline risk for all cases or one per case (as :func:`cusum_scores`).
+    Returns V_1 … V_n (a list of floats, one per case; V_0 = 0 is not included).
+    """
+    total = 0.0
+    out: list[float] = []
+    for y, p in zip(outcomes, _risks_for(outcomes, risks), strict=True):
+        _check_risk(p)
+        if y not in (0, 1, True, False):
+            raise ValueError(f"outcome must be 0 or 1, got {y!r}")
+        total += p - (1.0 if y else 0.0)
+        out.append(total)
+    return out
