@@ -214,6 +214,84 @@ def funnel_svg(funnel, centre_code, *, prefix="funnel", width_cm=16.5, height_cm
     return _svg(fig, prefix)
 
 
+def ratio_funnel_svg(comparison, centre_code, *, prefix="oe", width_cm=16.5, height_cm=8.0):
+    """Observed/expected against the expected count: exact Poisson 95% / 99.8% limits around 1."""
+    with matplotlib.rc_context(RC):
+        fig = _figure(width_cm, height_cm)
+        ax = fig.add_subplot()
+        bands = comparison["bands"]
+        es = [b["expected"] for b in bands]
+        ax.fill_between(es, [b["lower_95"] for b in bands], [b["upper_95"] for b in bands], color="#f4f4f4", lw=0)
+        widened = " (widened for between-centre variation)" if comparison["widened"] else ""
+        ax.plot(es, [b["upper_998"] for b in bands], color=LIMIT_998, lw=0.9, label=f"99.8% limits{widened}")
+        ax.plot(es, [b["lower_998"] for b in bands], color=LIMIT_998, lw=0.9)
+        ax.plot(es, [b["upper_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)), label="95% limits")
+        ax.plot(es, [b["lower_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)))
+        ax.axhline(1.0, color=REGISTRY, lw=0.9, ls=(0, (1, 1.5)), label="As expected (O/E = 1)")
+        others = [p for p in comparison["points"] if not p["own"]]
+        if others:
+            ax.scatter(
+                [p["expected"] for p in others],
+                [p["ratio"] for p in others],
+                s=30,
+                color=OTHERS,
+                edgecolor="white",
+                linewidth=0.5,
+                zorder=3,
+                label="Other centres (anonymous)",
+            )
+        for point in (p for p in comparison["points"] if p["own"]):
+            ax.scatter(
+                [point["expected"]],
+                [point["ratio"]],
+                s=70,
+                color=OWN,
+                edgecolor="white",
+                linewidth=0.8,
+                zorder=4,
+                label=f"{centre_code} (your centre)",
+            )
+            ax.annotate(
+                f"{centre_code}  {point['ratio']:.2f}",
+                (point["expected"], point["ratio"]),
+                xytext=(8, 6),
+                textcoords="offset points",
+                fontsize=8,
+                color=OWN,
+                fontweight="bold",
+                zorder=5,
+            )
+        ratios = [p["ratio"] for p in comparison["points"]]
+        y_hi = max([*ratios, 2.0]) * 1.15
+        ax.set_ylim(0, min(y_hi, max(y_hi, 3.0)))
+        if es:
+            ax.set_xlim(es[0], es[-1])
+        ax.set_xlabel("Expected count (case-mix model)")
+        ax.set_ylabel("Observed / expected")
+        ax.set_title(comparison["label"], loc="left")
+        fig.legend(loc="outside lower center", ncols=2)
+    return _svg(fig, prefix)
+
+
+def vlad_svg(surgeon, *, prefix, width_cm=8.4, height_cm=5.0):
+    """Cumulative expected minus observed (VLAD) by pump number, with the mark after the 25th pump."""
+    with matplotlib.rc_context(RC):
+        fig = _figure(width_cm, height_cm)
+        ax = fig.add_subplot()
+        points = surgeon["points"]
+        xs = [p["sequence"] for p in points]
+        ys = [p["vlad"] for p in points]
+        ax.step(xs, ys, where="post", color=OWN, lw=1.1)
+        ax.axhline(0, color=REGISTRY, lw=0.8, ls=(0, (1, 1.5)))
+        mark = EXPERIENCE_THRESHOLD + 0.5
+        if xs and xs[0] <= mark <= xs[-1]:
+            ax.axvline(mark, color=MARK_25, lw=0.9)
+        ax.set_xlabel("Surgeon's pump number")
+        ax.set_ylabel("Expected − observed")
+        ax.set_title(f"Surgeon {surgeon['code']}: VLAD", loc="left")
+    return _svg(fig, prefix)
+
+
 # --------------------------------------------------------------------------- CUSUM
 
 

@@ -72,14 +72,14 @@ from django.utils import timezone
 
 from registry.vocabulary import ComplicationCategory, Indication
 
-from . import benchmarks, charts, disclosure, outcomes
+from . import benchmarks, casemix, charts, comparisons, disclosure, outcomes
 from .statistics import (
+    binomial_flag,
     cusum_chart,
-    cusum_threshold_by_simulation,
     funnel_bands,
-    funnel_position,
     log_rank,
     suppress_small_counts,
+    vlad,
 )
 
 SCHEMA_VERSION = 1
@@ -88,7 +88,13 @@ TEMPLATE = "reports/centre_report.html"
 CUSUM_WINDOW_DAYS = 90
 CUSUM_ODDS_RATIO = 2.0
 CUSUM_FALSE_ALARM = 0.05
-CUSUM_SIMULATIONS = 10_000
+CUSUM_OUTCOME = "technical_90d"
+# Fixed by the method version: statistics.fixed_control_limit(0.05, horizon=100, odds_ratio=2,
+# baseline_risk=0.15) with its default seed and 100,000 simulations (tests/test_report_learning_curves.py).
+CUSUM_HORIZON = 100
+CUSUM_REFERENCE_RISK = 0.15
+CUSUM_CONTROL_LIMIT = 3.71
+CUSUM_MIN_REFERENCE_CASES = 100
 LEARNING_CURVE_PUMPS = benchmarks.DEFAULT_EXPERIENCE_THRESHOLD
 STALE_MONTHS = 6
 AT_RISK_MONTHS = (0, 6, 12, 24, 36, 48, 60)
@@ -172,6 +178,37 @@ def _pooled_guard(own, pooled, numerator="events"):
     if checked["suppressed"]:
         shown.update(n=None, events=None, rate=None, ci=None)
     return shown
+
+
+ALARM, WARNING = "alarm", "warning"
+FLAG_POSITION = {
+    "alarm_high": "above_99.8",
+    "warning_high": "above_95",
+    "warning_low": "below_95",
+    "alarm_low": "below_99.8",
+    None: "inside",
+}
+
+
+def _others_rate(own, pooled):
+    others_n = (pooled["n"] or 0) - own["n"]
+    return ((pooled["events"] or 0) - own["events"]) / others_n if others_n > 0 else None
+
+
+def _exact_position(own, pooled):
+    """Where the centre stands, by the exact one-sided binomial p-value of its count (never the plotted point).
+
+    The funnel is drawn around the pooled registry rate; the centre's own test is against the registry
+    without the centre (STATISTICS.md, "Flagging"), so a large centre is not compared with itself.
+    """
+    others_n = (pooled["n"] or 0) - own["n"]
+    others_events = (pooled["events"] or 0) - own["events"]
+    if not own["n"] or others_n <= 0:
+        return None
+    theta0 = others_events / others_n
+    if not 0.0 < theta0 < 1.0:
+        return None
+    return FLAG_POSITION[binomial_flag(own["events"], own["n"], theta0)["flag"]]
 
 
 def _small(count):
@@ -273,7 +310,7 @@ def _pump_use(rows, own):
     registry["median_days_to_first_dose"] = (
         all_group["median_days_to_first_dose"] if all_group and registry["n"] is not None else None
     )
-    position = funnel_position(centre["events"], centre["n"], pooled["rate"]) if centre["n"] and pooled["n"] else None
+    position = _exact_position(centre, pooled)
     return {"centre": centre, "registry": registry, "position": position}
 
 
@@ -355,11 +392,7 @@ def _complications(rows, own, measures, cut_date):
         args = (measure["outcome"], measure["window_days"], everyone, cut_date)
         closed_own = _proportion(_one(benchmarks.closed_window_proportions(own, *args)))
         closed_all = _proportion(_one(_registry.call(benchmarks.closed_window_proportions, rows, *args)))
-        position = (
-            funnel_position(closed_own["events"], closed_own["n"], closed_all["rate"])
-            if closed_own["n"] and closed_all["n"] and closed_all["rate"] is not None
-            else None
-        )
+        position = _exact_position(closed_own, closed_all)
         out.append(
             {
                 "key": measure["key"],
@@ -371,7 +404,11 @@ def _complications(rows, own, measures, cut_date):
                 "origin": measure["outcome"].origin,
                 "centre": centre,
                 "registry": _pooled_guard(centre, pooled),
-                "closed_window": {"centre": closed_own, "registry": _pooled_guard(closed_own, closed_all)},
+                "closed_window": {
+                    "centre": closed_own,
+                    "registry": _pooled_guard(closed_own, closed_all),
+                    "theta_others": _others_rate(closed_own, closed_all),
+                },
                 "theta0": closed_all["rate"],
                 "position": position,
             }
@@ -438,34 +475,58 @@ def _funnel(rows, centre_code, definition, measure, title, axis_label, cut_date)
     }
 
 
-def _cusum(rows, own, complication_types, cut_date):
-    any_outcome = outcomes.event_outcome(outcomes.ANY_COMPLICATION, complication_types)
-    any_codes = sorted(any_outcome.codes | {code for r in rows for code in r.complications})
-    complete_before = cut_date - datetime.timedelta(days=CUSUM_WINDOW_DAYS)
-    own_eligible = [r for r in own if r.implanted_on <= complete_before]
-    everyone = benchmarks.Grouping()
-    args = (any_outcome, CUSUM_WINDOW_DAYS, everyone, cut_date)
-    pooled = _proportion(_one(_registry.call(benchmarks.closed_window_proportions, rows, *args)))
-    own_rate = _proportion(_one(benchmarks.closed_window_proportions(own, *args)))
-    baseline = _pooled_guard(own_rate, pooled)
-    p = pooled["rate"]
+def _surgeon_is(surgeon_id):
+    def test(row):
+        return row.surgeon_id == surgeon_id
+
+    return test
+
+
+def _cusum(rows, own, complication_types, cut_date, period_start):
+    """Each surgeon's risk-adjusted Bernoulli CUSUM and VLAD on 90-day technical complications.
+
+    * Outcome and cases: the case-mix model's ``technical_90d`` on complete-window cases; a death within
+      90 days without a complication is left out (neither a success nor a failure: reports.casemix).
+    * Risk: the model fitted on experienced surgeons' cases (25 or more pumps placed before), excluding the
+      surgeon charted (``casemix.fit_for_surgeons``), so a surgeon is not compared with themselves.
+    * h is fixed by the method version (``CUSUM_CONTROL_LIMIT``), found by seeded simulation for a 5%
+      false-signal probability over 100 cases at a reference risk of 15%; the chart resets after a signal.
+    * A signal is *new* when its case's window closed within the reporting period or later, *past* otherwise.
+    """
+    surgeon_ids = sorted({r.surgeon_id for r in own})
+    models = _registry.memo(
+        ("cusum_models", tuple(surgeon_ids), _iso(cut_date)),
+        lambda: casemix.fit_for_surgeons(rows, complication_types, cut_date, surgeon_ids, outcomes=[CUSUM_OUTCOME]),
+    )
     surgeons = []
-    by_surgeon = {}
-    for row in own:
-        by_surgeon.setdefault(row.surgeon_code, [])
-    for row in own_eligible:
-        by_surgeon[row.surgeon_code].append(row)
-    for code in sorted(by_surgeon):
-        cases = sorted(by_surgeon[code], key=lambda r: (r.surgeon_sequence, r.implanted_on))
-        all_cases = [r for r in own if r.surgeon_code == code]
+    centre_events = centre_cases = 0
+    for surgeon_id in surgeon_ids:
+        all_cases = sorted((r for r in own if r.surgeon_id == surgeon_id), key=lambda r: (r.surgeon_sequence, r.id))
+        model = models.get(surgeon_id, {}).get(CUSUM_OUTCOME)
+        risk_source = "experienced surgeons"
+        if not model or (model.get("n") or 0) < CUSUM_MIN_REFERENCE_CASES or not model.get("events"):
+            # Too few experienced cases to fit on: every other surgeon's cases instead (said on the chart).
+            model = _registry.memo(
+                ("cusum_model_all_others", surgeon_id, _iso(cut_date)),
+                lambda surgeon_id=surgeon_id: casemix.fit_case_mix(
+                    rows,
+                    complication_types,
+                    cut_date,
+                    exclude=_surgeon_is(surgeon_id),
+                    outcomes=[CUSUM_OUTCOME],
+                ).get(CUSUM_OUTCOME),
+            )
+            risk_source = "all other surgeons"
+        outcomes_by_id = casemix.case_outcomes(model, all_cases) if model else {}
+        cases = [r for r in all_cases if r.id in outcomes_by_id]
         entry = {
-            "code": code,
+            "code": all_cases[0].surgeon_code,
             "n_cases": len(cases),
             "n_implantations": len(all_cases),
             "latest_sequence": max(r.surgeon_sequence for r in all_cases),
             "events": 0,
-            "h": None,
-            "false_alarm_rate": None,
+            "expected": None,
+            "h": CUSUM_CONTROL_LIMIT,
             "points": [],
             "signals": [],
             "current": None,
@@ -473,28 +534,36 @@ def _cusum(rows, own, complication_types, cut_date):
             "last_sequence": None,
             "reached_25": max(r.surgeon_sequence for r in all_cases) >= LEARNING_CURVE_PUMPS,  # the 25th is placed
             "no_chart_reason": None,
+            "risk_source": risk_source,
         }
+        risks_by_id = casemix.predict(model, cases) if model and cases else {}
         if not cases:
             entry["no_chart_reason"] = f"No implantation with a complete {CUSUM_WINDOW_DAYS}-day window yet."
-        elif p is None or not 0.0 < p < 1.0:
-            entry["no_chart_reason"] = "No chart: the registry rate to compare with is 0% or 100%."
-        if cases and p is not None and 0.0 < p < 1.0:
-            case_outcomes = [int(benchmarks.complication_event(r, any_codes, CUSUM_WINDOW_DAYS)) for r in cases]
-            threshold = cusum_threshold_by_simulation(
-                p, CUSUM_ODDS_RATIO, false_alarm_rate=CUSUM_FALSE_ALARM, n_cases=len(cases), n_sim=CUSUM_SIMULATIONS
-            )
-            chart = cusum_chart(case_outcomes, p, CUSUM_ODDS_RATIO, h=threshold["h"])
+        elif any(risks_by_id.get(r.id) is None or not 0.0 < risks_by_id[r.id] < 1.0 for r in cases):
+            entry["no_chart_reason"] = "No chart: the case-mix model gives no usable risk (too few experienced cases)."
+        if cases and not entry["no_chart_reason"]:
+            y = [outcomes_by_id[r.id] for r in cases]
+            risks = [risks_by_id[r.id] for r in cases]
+            chart = cusum_chart(y, risks, CUSUM_ODDS_RATIO, h=CUSUM_CONTROL_LIMIT)
             signal_set = set(chart.signals)
+            vlad_values = vlad(y, risks)
+            centre_events += sum(y)
+            centre_cases += len(y)
             entry.update(
-                events=sum(case_outcomes),
-                h=threshold["h"],
-                false_alarm_rate=threshold["false_alarm_rate"],
+                events=sum(y),
+                expected=sum(risks),
                 first_sequence=cases[0].surgeon_sequence,
                 last_sequence=cases[-1].surgeon_sequence,
                 current=chart.values[-1],
                 points=[
-                    {"sequence": r.surgeon_sequence, "value": v, "event": bool(y), "signal": i in signal_set}
-                    for i, (r, v, y) in enumerate(zip(cases, chart.values, case_outcomes, strict=True))
+                    {
+                        "sequence": r.surgeon_sequence,
+                        "value": v,
+                        "vlad": d,
+                        "event": bool(outcome),
+                        "signal": i in signal_set,
+                    }
+                    for i, (r, v, d, outcome) in enumerate(zip(cases, chart.values, vlad_values, y, strict=True))
                 ],
                 signals=[
                     {
@@ -502,19 +571,21 @@ def _cusum(rows, own, complication_types, cut_date):
                         "month": f"{cases[i].implanted_on:%Y-%m}",
                         # Before the mark: fewer than 25 pumps placed before this one (reports.outcomes).
                         "before_25": not outcomes.experienced(cases[i], LEARNING_CURVE_PUMPS),
+                        "new": cases[i].implanted_on + datetime.timedelta(days=CUSUM_WINDOW_DAYS) >= period_start,
                     }
                     for i in chart.signals
                 ],
             )
         surgeons.append(entry)
+    surgeons.sort(key=lambda s: s["code"])
     return {
         "window_days": CUSUM_WINDOW_DAYS,
-        "complete_before": _iso(complete_before),
         "odds_ratio": CUSUM_ODDS_RATIO,
+        "h": CUSUM_CONTROL_LIMIT,
+        "horizon": CUSUM_HORIZON,
         "false_alarm_target": CUSUM_FALSE_ALARM,
-        "simulations": CUSUM_SIMULATIONS,
-        "baseline": baseline,
-        "centre": own_rate,
+        "reference_risk": CUSUM_REFERENCE_RISK,
+        "centre": {"events": centre_events, "n": centre_cases},
         "surgeons": surgeons,
         "surgeon_rows": [surgeons[i : i + 2] for i in range(0, len(surgeons), 2)],
     }
@@ -612,6 +683,213 @@ def _survival(rows, own, centre_code, cut_date):
     return out
 
 
+TREND_QUARTERS = 8
+SURVIVAL_INDICATIONS = (
+    ("adjuvant", "Adjuvant after liver resection", lambda r: r.indication == Indication.ADJUVANT),
+    (
+        "unresectable_colorectal",
+        "Unresectable colorectal liver metastases",
+        lambda r: (
+            r.primary_tumour == "colorectal"
+            and r.indication in (Indication.UNRESECTABLE_FIRST_LINE, Indication.UNRESECTABLE_AFTER_PROGRESSION)
+        ),
+    ),
+    (
+        "icca",
+        "Unresectable intrahepatic cholangiocarcinoma",
+        lambda r: r.indication == Indication.UNRESECTABLE_ICCA,
+    ),
+)
+
+
+def _quarter_of(day):
+    return (day.year, (day.month - 1) // 3 + 1)
+
+
+def _quarters_up_to(day, count):
+    year, quarter = _quarter_of(day)
+    out = []
+    for _ in range(count):
+        out.append((year, quarter))
+        year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    return list(reversed(out))
+
+
+def _trends(rows, own, period_end, technical):
+    """Per quarter of implantation: volume, pump use and the 90-day technical complication risk.
+
+    The last ``TREND_QUARTERS`` quarters up to the reporting period, centre against registry;
+    registry figures pass the same rule as everywhere (the other centres' share is checked).
+    """
+    everyone = benchmarks.Grouping()
+    quarters = []
+    for year, quarter in _quarters_up_to(period_end, TREND_QUARTERS):
+
+        def keep(r, year=year, quarter=quarter):
+            return _quarter_of(r.implanted_on) == (year, quarter)
+
+        own_q, all_q = [r for r in own if keep(r)], [r for r in rows if keep(r)]
+        own_use = _proportion(_one(benchmarks.pump_use(own_q, everyone)), "treated")
+        all_use = _proportion(_one(benchmarks.pump_use(all_q, everyone)), "treated")
+        own_tech = _estimate_over(own_q, technical)
+        all_tech = _estimate_over(all_q, technical)
+        others_n = len(all_q) - len(own_q)
+        quarters.append(
+            {
+                "label": f"{year} Q{quarter}",
+                "centre": {"implantations": len(own_q), "pump_use": own_use, "technical_90": own_tech},
+                "registry": {
+                    "implantations": None if _small(others_n) else len(all_q),
+                    "pump_use": _pooled_guard(own_use, all_use),
+                    "technical_90": _pooled_guard(own_tech, all_tech),
+                },
+            }
+        )
+    return {"quarters": quarters}
+
+
+def _recent(rows, own, period_start, period_end, definitions):
+    """This month, the last 12 months and to date: the centre against the registry (issue 9's summary table)."""
+    year_start = _months_before(period_end, 12) + datetime.timedelta(days=1)
+    windows = {
+        "period": lambda r: period_start <= r.implanted_on <= period_end,
+        "last_12_months": lambda r: year_start <= r.implanted_on <= period_end,
+        "to_date": lambda r: r.implanted_on <= period_end,
+    }
+    everyone = benchmarks.Grouping()
+    out = {}
+    for name, keep in windows.items():
+        own_w, all_w = [r for r in own if keep(r)], [r for r in rows if keep(r)]
+
+        def figures(subset):
+            mortality = _one(benchmarks.mortality(subset, everyone))
+            return {
+                "implantations": len(subset),
+                "pump_use": _proportion(_one(benchmarks.pump_use(subset, everyone)), "treated"),
+                "technical_90": _estimate_over(subset, definitions["technical_90"]),
+                "severe_90": _estimate_over(subset, definitions[benchmarks.ANY_COMPLICATION]),
+                "mortality_90": _proportion(mortality),
+            }
+
+        centre, registry = figures(own_w), figures(all_w)
+        guarded = {key: _pooled_guard(centre[key], registry[key]) for key in registry if key != "implantations"}
+        guarded["implantations"] = None if _small(len(all_w) - len(own_w)) else len(all_w)
+        out[name] = {"centre": centre, "registry": guarded}
+    return out
+
+
+def _published(rows, own, definitions, complication_types):
+    """The brief's published figures beside the registry's and the centre's own."""
+    everyone = benchmarks.Grouping()
+    biliary = {
+        "outcome": outcomes.event_outcome("biliary_sclerosis", complication_types),
+        "window_days": 365,
+    }
+
+    def biliary_in(subset, keep):
+        return _estimate_over([r for r in subset if keep(r)], biliary)
+
+    def adjuvant(r):
+        return r.indication == Indication.ADJUVANT
+
+    def unresectable(r):
+        return r.indication in UNRESECTABLE
+
+    def first_dose(subset):
+        group = _one(benchmarks.pump_use(subset, everyone))
+        return group["median_days_to_first_dose"] if group else None
+
+    registry_technical = _estimate(rows, definitions["technical_365"])
+    centre_technical = _estimate(own, definitions["technical_365"])
+    registry_bs_adj, centre_bs_adj = biliary_in(rows, adjuvant), biliary_in(own, adjuvant)
+    registry_bs_unr, centre_bs_unr = biliary_in(rows, unresectable), biliary_in(own, unresectable)
+    return [
+        {
+            "label": "Biliary sclerosis within 1 year of the first dose, adjuvant",
+            "published": "5.5% (consensus, 002_…)",
+            "registry": _pooled_guard(centre_bs_adj, registry_bs_adj)["rate"],
+            "centre": centre_bs_adj["rate"],
+        },
+        {
+            "label": "Biliary sclerosis within 1 year of the first dose, unresectable",
+            "published": "2.0% (consensus, 002_…)",
+            "registry": _pooled_guard(centre_bs_unr, registry_bs_unr)["rate"],
+            "centre": centre_bs_unr["rate"],
+        },
+        {
+            "label": "Median days from implantation to the first dose",
+            "published": "16–19 days (000_…)",
+            "registry": first_dose(rows),
+            "centre": first_dose(own),
+            "days": True,
+        },
+        {
+            "label": "Pump (technical) complications within 1 year",
+            "published": "about 20% in experienced centres (002_…)",
+            "registry": _pooled_guard(centre_technical, registry_technical)["rate"],
+            "centre": centre_technical["rate"],
+        },
+    ]
+
+
+def _estimate_over(rows, measure):
+    """A measure's estimate over an arbitrary subset (not memoised: the subset is not the registry)."""
+    everyone = benchmarks.Grouping()
+    group = _one(benchmarks.cumulative_incidence(rows, measure["outcome"], measure["window_days"], everyone))
+    return _proportion(dict(group, rate=group["estimate"]) if group else None)
+
+
+def _survival_by_indication(rows, own):
+    """Overall and hepatic progression-free survival per indication group, centre against registry."""
+    everyone = benchmarks.Grouping()
+    out = []
+    for key, label, keep in SURVIVAL_INDICATIONS:
+        own_rows, all_rows = [r for r in own if keep(r)], [r for r in rows if keep(r)]
+        endpoints = []
+        for endpoint, endpoint_label in (("overall", "Overall survival"), ("hepatic_progression", "Hepatic PFS")):
+            centre = _one(benchmarks.survival(own_rows, endpoint, everyone))
+            pooled = _one(_registry.call(benchmarks.survival, all_rows, endpoint, everyone)) if all_rows else None
+            others = {
+                "group": "others",
+                "n": (pooled["n"] if pooled else 0) - (centre["n"] if centre else 0),
+                "events": (pooled["events"] if pooled else 0) - (centre["events"] if centre else 0),
+                "median_days": None,
+                "median_ci": None,
+                "table": [],
+            }
+            [checked] = disclosure.suppress_survival([others])
+            hidden = checked["suppressed"] or pooled is None
+            endpoints.append(
+                {
+                    "key": endpoint,
+                    "label": endpoint_label,
+                    "centre": {
+                        "n": centre["n"] if centre else 0,
+                        "events": centre["events"] if centre else 0,
+                        "median_days": centre["median_days"] if centre else None,
+                        "median_ci": centre["median_ci"] if centre else [None, None],
+                        "one_year": _survival_at_day(centre, 365),
+                    },
+                    "registry": {
+                        "suppressed": hidden,
+                        "n": None if hidden else pooled["n"],
+                        "median_days": None if hidden else pooled["median_days"],
+                        "median_ci": [None, None] if hidden else pooled["median_ci"],
+                        "one_year": None if hidden else _survival_at_day(pooled, 365),
+                    },
+                }
+            )
+        out.append({"key": key, "label": label, "endpoints": endpoints})
+    return out
+
+
+def _survival_at_day(fit, day):
+    if not fit or not fit["table"] or fit["table"][-1]["day"] < day:
+        return None
+    before = [r["survival"] for r in fit["table"] if r["day"] <= day]
+    return before[-1] if before else 1.0
+
+
 def _conversion(rows, own):
     everyone = benchmarks.Grouping()
     out = []
@@ -628,11 +906,7 @@ def _conversion(rows, own):
     ):
         centre = _proportion(_one(benchmarks.conversion_to_resection([r for r in own if keep(r)], everyone)))
         pooled = _proportion(_one(benchmarks.conversion_to_resection([r for r in rows if keep(r)], everyone)))
-        position = (
-            funnel_position(centre["events"], centre["n"], pooled["rate"])
-            if compare and centre["n"] and pooled["n"]
-            else None
-        )
+        position = _exact_position(centre, pooled) if compare else None
         out.append(
             {
                 "key": key,
@@ -673,7 +947,7 @@ def _completeness(rows, own, cut_date):
         centre_events, all_events = pick(own_c), pick(all_c)
         centre = {"events": centre_events, "n": own_c["n"], **benchmarks.rate(centre_events, own_c["n"])}
         pooled = {"events": all_events, "n": all_c["n"], **benchmarks.rate(all_events, all_c["n"])}
-        position = funnel_position(centre_events, own_c["n"], pooled["rate"]) if own_c["n"] and all_c["n"] else None
+        position = _exact_position(centre, pooled)
         out["measures"].append(
             {
                 "key": key,
@@ -693,8 +967,48 @@ def _pct(value):
     return f"{value:.1%}" if value is not None else "–"
 
 
-def _highlights(context):
+def _highlights(context, previous=None):
+    """What stands out, alarms first: each item has a stable key, a level and, against the previous
+    report of the same centre, whether it is new or continuing.
+
+    Levels: *alarm* beyond the 99.8% limit (one-sided p < 0.001), *warning* beyond the 95% limit
+    (p < 0.025), *favourable* on the better side, *info* otherwise.
+    """
     items = []
+
+    def add(key, level, section, text):
+        items.append({"key": key, "level": level, "section": section, "text": text})
+
+    for c in context["case_mix"]["comparisons"]:
+        f = c["centre"]
+        if f["ratio"] is None:
+            continue
+        figure = f"observed {f['observed']}, expected {f['expected']:.1f}, O/E {f['ratio']:.2f} (95% CI {f['ci'][0]:.2f}–{f['ci'][1]:.2f})"
+        widened = "; limits widened for between-centre variation" if c["widened"] else ""
+        if c["level"]:
+            level = ALARM if c["level"] == "alarm" else WARNING
+            add(
+                f"case_mix:{c['key']}",
+                level,
+                "case_mix",
+                f"{c['label']}: higher than expected after case-mix adjustment ({figure}, one-sided p = {f['p_high']:.3g}{widened}).",
+            )
+        elif f["flag"] in ("warning_low", "alarm_low"):
+            add(
+                f"case_mix:{c['key']}",
+                "favourable",
+                "case_mix",
+                f"{c['label']}: lower than expected after case-mix adjustment ({figure}).",
+            )
+        for surgeon in c["surgeons"]:
+            if surgeon["level"]:
+                add(
+                    f"case_mix:{c['key']}:{surgeon['group']}",
+                    ALARM if surgeon["level"] == "alarm" else WARNING,
+                    "case_mix",
+                    f"Surgeon {surgeon['group']}, {c['label'].lower()}: observed {surgeon['observed']}, expected "
+                    f"{surgeon['expected']:.1f} (one-sided p = {surgeon['p_high']:.3g}).",
+                )
     headline_first = {"category": 0, "pump_failure": 1, "mortality": 2, "any": 3, "catheter": 4, "type": 5}
     for m in sorted(context["complications"], key=lambda m: headline_first[m["kind"]]):
         position = m["position"]
@@ -704,27 +1018,36 @@ def _highlights(context):
         registry_text = f"registry {_pct(r['rate'])}" if r["rate"] is not None else "registry rate suppressed"
         figure = f"{c['events']}/{c['n']} with the window closed = {_pct(c['rate'])}; {registry_text}"
         if position.startswith("above"):
-            level = "alarm" if position == "above_99.8" else "alert"
-            text = f"{m['label']}: higher than expected, {POSITION_TEXT[position]} of the funnel ({figure})."
+            level = ALARM if position == "above_99.8" else WARNING
+            add(
+                f"crude:{m['key']}",
+                level,
+                "complications",
+                f"{m['label']}: higher than the other centres, {POSITION_TEXT[position]} ({figure}; not adjusted for case mix).",
+            )
         else:
-            level = "favourable"
-            text = f"{m['label']}: lower than expected, {POSITION_TEXT[position]} of the funnel ({figure})."
-        items.append({"level": level, "section": "complications", "text": text})
+            add(
+                f"crude:{m['key']}",
+                "favourable",
+                "complications",
+                f"{m['label']}: lower than the other centres, {POSITION_TEXT[position]} ({figure}).",
+            )
     for s in context["cusum"]["surgeons"]:
-        if s["signals"]:
-            where = ", ".join(
-                f"pump no. {sig['sequence']} ({sig['month']}{', before the 25th pump' if sig['before_25'] else ''})"
-                for sig in s["signals"]
+        for signal in s["signals"]:
+            where = f"pump no. {signal['sequence']} ({signal['month']}{', before the 25th pump' if signal['before_25'] else ''})"
+            text = (
+                f"Surgeon {s['code']}: risk-adjusted CUSUM signal at {where}, technical complications within 90 days "
+                f"more frequent than the case-mix model expects (h = {s['h']:.2f})."
             )
-            plural = "s" if len(s["signals"]) > 1 else ""
-            items.append(
-                {
-                    "level": "alert",
-                    "section": "cusum",
-                    "text": f"Surgeon {s['code']}: CUSUM signal{plural} at {where} — complications within 90 days more "
-                    f"frequent than at the registry rate (h = {s['h']:.2f}).",
-                }
-            )
+            if signal["new"]:
+                add(f"cusum:{s['code']}:{signal['sequence']}", WARNING, "cusum", text)
+            else:
+                add(
+                    f"cusum:{s['code']}:{signal['sequence']}",
+                    "info",
+                    "cusum",
+                    text + " A past signal, shown for the record.",
+                )
     pump = context["pump_use"]
     if pump["centre"]["n"]:
         registry_text = (
@@ -738,46 +1061,68 @@ def _highlights(context):
         )
         position = pump["position"]
         if position and position.startswith("below"):
-            level = "alarm" if position == "below_99.8" else "alert"
-            items.append(
-                {
-                    "level": level,
-                    "section": "pump_use",
-                    "text": f"{sentence}: lower than expected, {POSITION_TEXT[position]} of the funnel.",
-                }
+            level = ALARM if position == "below_99.8" else WARNING
+            add(
+                "crude:pump_use",
+                level,
+                "pump_use",
+                f"{sentence}: lower than the other centres, {POSITION_TEXT[position]}.",
             )
         elif position and position.startswith("above"):
-            items.append(
-                {
-                    "level": "favourable",
-                    "section": "pump_use",
-                    "text": f"{sentence}: higher than expected, {POSITION_TEXT[position]} of the funnel.",
-                }
+            add(
+                "crude:pump_use",
+                "favourable",
+                "pump_use",
+                f"{sentence}: higher than the other centres, {POSITION_TEXT[position]}.",
             )
         else:
-            items.append({"level": "info", "section": "pump_use", "text": f"{sentence}: within the funnel limits."})
+            add("crude:pump_use", "info", "pump_use", f"{sentence}: within the funnel limits.")
     incomplete = next(m for m in context["completeness"]["measures"] if m["key"] == "incomplete")
     if incomplete["position"] in ("above_95", "above_99.8"):
-        items.append(
-            {
-                "level": "alert",
-                "section": "completeness",
-                "text": f"Follow-up incomplete for {incomplete['centre']['events']} of {incomplete['centre']['n']} "
-                f"implantations ({_pct(incomplete['centre']['rate'])}), more than the registry "
-                f"({POSITION_TEXT[incomplete['position']]}); please update last contacts.",
-            }
+        add(
+            "crude:incomplete",
+            WARNING,
+            "completeness",
+            f"Follow-up incomplete for {incomplete['centre']['events']} of {incomplete['centre']['n']} "
+            f"implantations ({_pct(incomplete['centre']['rate'])}), more than the registry "
+            f"({POSITION_TEXT[incomplete['position']]}); please update last contacts.",
         )
-    order = {"alarm": 0, "alert": 1, "favourable": 2, "info": 3}
-    items.sort(key=lambda i: order[i["level"]])
-    noteworthy = [i for i in items if i["level"] != "info"]
+    method_changed = bool(previous) and previous.get("method_version") != context["method_version"]
+    earlier = {i["key"]: i["level"] for i in (previous or {}).get("highlights", {}).get("items", [])}
+    for item in items:
+        if item["level"] in (ALARM, WARNING):
+            if not previous or method_changed:
+                item["status"] = None
+            else:
+                item["status"] = "continuing" if earlier.get(item["key"]) in (ALARM, WARNING, "alert") else "new"
+    order = {ALARM: 0, WARNING: 1, "favourable": 2, "info": 3}
+    items.sort(key=lambda i: (order[i["level"]], i["key"]))
+    noteworthy = [i for i in items if i["level"] in (ALARM, WARNING, "favourable")]
     return {
         "items": items,
         "nothing_stands_out": not noteworthy,
         "nothing_text": (
-            "Nothing stands out this month: every complication rate lies within the funnel limits around the "
-            "registry rate and no surgeon's CUSUM chart has signalled."
+            "Nothing stands out this month: no case-mix adjusted or crude comparison is beyond its 95% limit and no "
+            "surgeon's CUSUM chart has a new signal."
         ),
+        "compared_with": None if not previous else previous.get("period", {}).get("label"),
+        "method_changed": method_changed,
+        "previous_method_version": (previous or {}).get("method_version"),
+        "expected_false_warnings": _expected_false_warnings(context),
     }
+
+
+def _expected_false_warnings(context):
+    """How many warnings (or alarms) to expect by chance alone if the centre were exactly on target everywhere:
+    the sum over the report's tests of each one's exact probability of flagging on the worse side."""
+    total = sum(c["false_warning_probability"] for c in context["case_mix"]["comparisons"])
+    tests = len(context["case_mix"]["comparisons"])
+    crude = [(m["closed_window"]["centre"], m["closed_window"].get("theta_others")) for m in context["complications"]]
+    for own, theta in crude:
+        if theta is not None:
+            total += comparisons.false_warning_probability_binomial(own["n"], theta)
+            tests += 1
+    return {"tests": tests, "expected": total}
 
 
 # --------------------------------------------------------------------------- registry-wide figures, once per run
@@ -836,8 +1181,26 @@ _registry = _RegistryMemo()
 # --------------------------------------------------------------------------- public API
 
 
-def build_report_context(rows, *, centre_code, period_start, period_end, data_cut, complication_types, method_version):
-    """Every number of one centre's report, from cohort rows of the whole registry (plain JSON)."""
+def build_report_context(
+    rows,
+    *,
+    centre_code,
+    period_start,
+    period_end,
+    data_cut,
+    complication_types,
+    method_version,
+    case_mix=None,
+    previous=None,
+    extra=None,
+):
+    """Every number of one centre's report, from cohort rows of the whole registry (plain JSON).
+
+    ``case_mix``: the run's fitted model (``casemix.fit_case_mix`` on the snapshot, stored with the run);
+    fitted here when not given. ``previous``: the same centre's previous report context, to mark each
+    signal new or continuing. ``extra``: context read from the live database at render time (the cases to
+    review, late entries), merged in as it is.
+    """
     rows = _registry.rows_for(rows)
     own = [r for r in rows if r.centre_code == centre_code]
     cut_date = _as_date(data_cut)
@@ -849,6 +1212,10 @@ def build_report_context(rows, *, centre_code, period_start, period_end, data_cu
     complication_types = [dict(t) for t in complication_types]
     for t in complication_types:
         t.setdefault("category", "technical" if t.get("catheter_related") else "other")
+    if case_mix is None:
+        case_mix = _registry.memo(
+            ("case_mix", _iso(cut_date)), lambda: casemix.fit_case_mix(rows, complication_types, cut_date)
+        )
     measures = _complication_measures(complication_types)
     complications = _complications(rows, own, measures, cut_date)
     by_key = {m["key"]: m for m in complications}
@@ -880,13 +1247,23 @@ def build_report_context(rows, *, centre_code, period_start, period_end, data_cu
             )
             for key in ("technical_90", benchmarks.ANY_COMPLICATION)
         ],
-        "cusum": _cusum(rows, own, complication_types, cut_date),
+        "cusum": _cusum(rows, own, complication_types, cut_date, period_start),
         "methods": outcomes.methods(),
+        "case_mix": {
+            "models": case_mix,
+            "method": casemix.METHOD,
+            "comparisons": comparisons.centre_comparison(rows, case_mix, centre_code, memo=_registry.memo),
+        },
         "survival": _survival(rows, own, centre_code, cut_date),
         "conversion": _conversion(rows, own),
+        "trends": _trends(rows, own, period_end, definitions["technical_90"]),
+        "recent": _recent(rows, own, period_start, period_end, definitions),
+        "published": _published(rows, own, definitions, complication_types),
+        "survival_by_indication": _survival_by_indication(rows, own),
         "completeness": _completeness(rows, own, cut_date),
     }
-    context["highlights"] = _highlights(context)
+    context["highlights"] = _highlights(context, previous)
+    context.update(extra or {})
     # Exactly what is stored with the run: a JSON round trip (NaN is refused).
     return json.loads(json.dumps(context, allow_nan=False))
 
@@ -959,6 +1336,71 @@ def _flag(position, higher_is_worse=True):
     return {"code": code, "text": f"{arrow} {'above' if above else 'below'} {'99.8' if strong else '95'}% limit"}
 
 
+def _ratio_texts(figures):
+    return {
+        "expected_text": f"{figures['expected']:.1f}" if figures.get("expected") is not None else "–",
+        "ratio_text": f"{figures['ratio']:.2f}" if figures.get("ratio") is not None else None,
+        "ci_text": f"{figures['ci'][0]:.2f}–{figures['ci'][1]:.2f}" if figures.get("ci") else None,
+        "p_text": f"{figures['p_high']:.3g}" if figures.get("p_high") is not None else None,
+    }
+
+
+CASE_MIX_FLAG_TEXT = {
+    "alarm_high": ("worse-998", "▲ Alarm (99.8%)"),
+    "warning_high": ("worse-95", "▲ Warning (95%)"),
+    "warning_low": ("better", "▼ below 95%"),
+    "alarm_low": ("better", "▼ below 99.8%"),
+    None: ("none", "as expected"),
+}
+
+
+def _case_mix_flag(flag):
+    code, text = CASE_MIX_FLAG_TEXT[flag]
+    return {"code": code, "text": text}
+
+
+def _case_mix_flag_fields(flag):
+    f = _case_mix_flag(flag)
+    return {"flag_code": f["code"], "flag_text": f["text"]}
+
+
+def _recent_rows(recent):
+    rows = []
+    for key, label, kind in (
+        ("implantations", "Implantations", "count"),
+        ("pump_use", "Pump use", "rate"),
+        ("technical_90", "Technical complication within 90 days", "rate"),
+        ("severe_90", "Severe complication within 90 days", "rate"),
+        ("mortality_90", "90-day mortality", "rate"),
+    ):
+
+        def fmt(value, kind=kind):
+            if kind == "count":
+                return value
+            return _fmt_pct(value["rate"]) if value else None
+
+        rows.append(
+            {
+                "label": label,
+                "centre": [fmt(recent[w]["centre"][key]) for w in ("period", "last_12_months", "to_date")],
+                "registry": [fmt(recent[w]["registry"][key]) for w in ("period", "last_12_months", "to_date")],
+            }
+        )
+    return rows
+
+
+def _published_rows(published):
+    return [
+        {
+            "label": row["label"],
+            "published": row["published"],
+            "registry": _fmt_days(row["registry"]) if row.get("days") else _fmt_pct(row["registry"]),
+            "centre": _fmt_days(row["centre"]) if row.get("days") else _fmt_pct(row["centre"]),
+        }
+        for row in published
+    ]
+
+
 def _view(context):
     """Formatted strings and charts for the template (presentation only; no statistics)."""
     code = context["centre_code"]
@@ -975,7 +1417,8 @@ def _view(context):
             dict(
                 s,
                 svg=charts.cusum_svg(s, prefix=f"cusum{index}") if s["points"] else None,
-                false_alarm_text=_fmt_pct(s["false_alarm_rate"]),
+                vlad_svg=charts.vlad_svg(s, prefix=f"vlad{index}") if s["points"] else None,
+                expected_text=f"{s['expected']:.1f}" if s["expected"] is not None else None,
             )
         )
     survival = []
@@ -1020,8 +1463,54 @@ def _view(context):
     ]
     technical_measure = next(m for m in complications if m["key"] == "technical_90")
     failure_measure = next(m for m in complications if m["kind"] == "pump_failure")
-    baseline = cusum["baseline"]
+    case_mix = []
+    for index, m in enumerate(context["case_mix"]["comparisons"]):
+        flag = _case_mix_flag(m["centre"]["flag"])
+        case_mix.append(
+            dict(
+                m,
+                **_ratio_texts(m["centre"]),
+                flag_code=flag["code"],
+                flag_text=flag["text"],
+                tau2_text=f"{m['tau2']:.3f}",
+                svg=charts.ratio_funnel_svg(m, code, prefix=f"oe{index}")
+                if m["bands"] and m["centre"]["expected"]
+                else None,
+                surgeons=[dict(s, **_ratio_texts(s), **_case_mix_flag_fields(s["flag"])) for s in m["surgeons"]],
+            )
+        )
+    case_mix_models = []
+    for outcome in casemix.OUTCOMES:
+        model = (context["case_mix"]["models"] or {}).get(outcome.code)
+        if not model:
+            continue
+        case_mix_models.append(
+            {
+                "label": outcome.label,
+                "n": model.get("n"),
+                "events": model.get("events"),
+                "c_text": f"{model['c_statistic']:.3f}" if model.get("c_statistic") is not None else None,
+                "intercept_text": f"{model['intercept']:.3f}" if model.get("intercept") is not None else "–",
+                "terms": [
+                    {"name": k, "value": f"{v:+.2f}"} for k, v in sorted((model.get("coefficients") or {}).items())
+                ],
+                "calibration": [
+                    {"observed": t["observed"], "expected": f"{t['expected']:.1f}"}
+                    for t in model.get("calibration") or []
+                ],
+            }
+        )
+    expected_false = context["highlights"]["expected_false_warnings"]["expected"]
     return {
+        "case_mix": case_mix,
+        "any_widened": any(m["widened"] for m in case_mix),
+        "case_mix_models": case_mix_models,
+        "expected_false_warnings": f"{expected_false:.1f}",
+        "recent": _recent_rows(context["recent"]),
+        "published": _published_rows(context["published"]),
+        "cases_to_review": context.get("cases_to_review"),
+        "for_email": context.get("for_email", False),
+        "stored_report_url": context.get("stored_report_url"),
         "c": context,
         "centre_code": code,
         "period_label": context["period"]["label"],
@@ -1077,15 +1566,48 @@ def _view(context):
         "funnels": funnels,
         "cusum": dict(
             cusum,
-            baseline_rate=_fmt_pct(baseline["rate"]),
-            centre_rate=_fmt_pct(cusum["centre"]["rate"]),
-            complete_before=_fmt_date(cusum["complete_before"]),
             false_alarm_target_text=_fmt_pct(cusum["false_alarm_target"], 0),
+            reference_risk_text=_fmt_pct(cusum["reference_risk"], 0),
         ),
         "surgeons": surgeons,
         "surgeon_rows": [surgeons[i : i + 2] for i in range(0, len(surgeons), 2)],
         "surgeons_with_signal": [s for s in surgeons if s["signals"]],
         "survival": survival,
+        "trends": [
+            {
+                "label": q["label"],
+                "centre_n": q["centre"]["implantations"],
+                "registry_n": q["registry"]["implantations"],
+                "centre_use": _fmt_pct(q["centre"]["pump_use"]["rate"]),
+                "registry_use": _fmt_pct(q["registry"]["pump_use"]["rate"]),
+                "centre_technical": _fmt_pct(q["centre"]["technical_90"]["rate"]),
+                "registry_technical": _fmt_pct(q["registry"]["technical_90"]["rate"]),
+            }
+            for q in context["trends"]["quarters"]
+        ],
+        "survival_by_indication": [
+            {
+                "label": group["label"],
+                "endpoints": [
+                    {
+                        "label": e["label"],
+                        "centre_n": e["centre"]["n"],
+                        "centre_median": _fmt_median(e["centre"]["median_days"], e["centre"]["median_ci"])
+                        if e["centre"]["n"]
+                        else "–",
+                        "centre_one_year": _fmt_pct(e["centre"]["one_year"]),
+                        "registry_n": e["registry"]["n"],
+                        "registry_median": None
+                        if e["registry"]["suppressed"]
+                        else _fmt_median(e["registry"]["median_days"], e["registry"]["median_ci"]),
+                        "registry_one_year": _fmt_pct(e["registry"]["one_year"]),
+                        "suppressed": e["registry"]["suppressed"],
+                    }
+                    for e in group["endpoints"]
+                ],
+            }
+            for group in context["survival_by_indication"]
+        ],
         "at_risk_months": at_risk_months,
         "conversion": [
             dict(

@@ -36,16 +36,21 @@ PERIOD = (datetime.date(2024, 12, 1), datetime.date(2024, 12, 31))
 DATA_CUT = datetime.datetime(2025, 1, 15, 12, 0, tzinfo=datetime.UTC)
 METHOD = "test-1"
 HEADINGS = [
-    "Summary: what stands out",
+    # Issue 9's headings, verbatim, then the sections kept from before.
+    "Summary",
+    "Trends",
+    "Case-mix adjusted comparison",
+    "Learning curves",
+    "Survival by indication",
+    "Cases to review",
+    "Methods",
+    "Data completeness",
     "Implantations by indication",
     "Pump use and time to first dose",
-    "Complication rates",
+    "Outcomes at fixed windows (not adjusted for case mix)",
     "Funnel plots",
-    "Surgeons' learning curves (CUSUM)",
     "Freedom from pump failure and overall survival",
     "Conversion to resection",
-    "Data completeness",
-    "Methods and notes",
 ]
 
 
@@ -146,7 +151,7 @@ def by_key(items, key):
 
 def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, tmp_path):
     rows = cohort(as_of=None)
-    context, html, pdf = render_centre_report(rows, **report_kwargs())
+    context, html, pdf = render_centre_report(rows, **report_kwargs(), extra={"cases_to_review": []})
 
     # --- numbers, worked out by hand -------------------------------------------------
     assert context["period"]["label"] == "December 2024"
@@ -193,7 +198,11 @@ def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, 
     # --- HTML: standalone, with its charts -------------------------------------------------
     assert html.lstrip().lower().startswith("<!doctype html>")
     assert "<link" not in html and "<script" not in html
-    assert html.count("<svg") == 7  # indications, 2 funnels, 2 surgeons, 2 Kaplan-Meier
+    # Indications, 2 funnels, 2 surgeons (CUSUM and VLAD each), 2 Kaplan-Meier, and one observed/expected
+    # funnel per case-mix outcome with an expected count at the centre.
+    ratio_funnels = sum(1 for m in context["case_mix"]["comparisons"] if m["centre"]["expected"])
+    assert ratio_funnels >= 1
+    assert html.count("<svg") == 1 + 2 + 2 * 2 + 2 + ratio_funnels
     assert "<?xml" not in html
 
     # --- PDF -------------------------------------------------------------------------------
