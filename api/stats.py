@@ -16,9 +16,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.models import ComplicationType, Implantation
-from reports import benchmarks, disclosure, outcomes
+from reports import benchmarks, casemix, comparisons, disclosure, outcomes
 from reports.cohort import data_version, live_cohort
 from sites import access
+from sites.models import Surgeon
 
 from .errors import ErrorSerializer
 from .filters import StatsFilter, month_start
@@ -369,3 +370,62 @@ class SurvivalStatsView(StatsView):
         query, rows = self.rows(request)
         groups = benchmarks.survival(rows, query.validated_data["endpoint"], query.grouping())
         return self.respond(request, groups, disclosure.suppress_survival)
+
+
+class ObservedExpectedQuery(StatsQuery):
+    outcome = serializers.ChoiceField(choices=[(o.code, o.label) for o in casemix.OUTCOMES])
+    group_by = serializers.ChoiceField(choices=["centre", "surgeon"], default="centre")
+
+
+class ObservedExpectedGroup(serializers.Serializer):
+    group = serializers.CharField()
+    n = serializers.IntegerField(allow_null=True, help_text="Complete-window cases.")
+    observed = serializers.IntegerField(allow_null=True)
+    expected = serializers.FloatField(allow_null=True)
+    ratio = serializers.FloatField(allow_null=True)
+    ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
+    flag = serializers.CharField(allow_null=True, help_text="alarm_high, warning_high, warning_low, alarm_low or null.")
+    suppressed = serializers.BooleanField(required=False)
+
+
+class ObservedExpectedStatsView(StatsView):
+    """Observed against expected per centre or surgeon, from the case-mix model fitted on the live registry
+    (reports.casemix): O/E with Ulm's exact interval and a flag from the exact one-sided Poisson p-value
+    (alarm p < 0.001, warning p < 0.025; between-centre variance included for centres). Surgeon-level
+    comparisons are shown only to the coordinator and to the surgeon's own centre."""
+
+    query_class = ObservedExpectedQuery
+
+    @extend_schema(
+        parameters=[ObservedExpectedQuery, *FILTER_PARAMETERS],
+        responses={200: groups_response("ObservedExpectedStats", ObservedExpectedGroup), **ERROR_RESPONSES},
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request):
+        query, rows = self.rows(request)
+        data = query.validated_data
+        model = comparisons.live_case_mix().get(data["outcome"])
+        groups = (
+            comparisons.observed_expected_groups(rows, model, comparisons.group_key(data["group_by"])) if model else []
+        )
+        if data["group_by"] == "surgeon":
+            groups = self.visible_surgeons(request.user, groups)
+        shown = [{k: g[k] for k in ("group", "n", "observed", "expected", "ratio", "ci", "flag")} for g in groups]
+        return self.respond(
+            request,
+            shown,
+            lambda g: disclosure.suppress_proportions(
+                g, "observed", denominator="n", derived=("expected", "ratio", "ci", "flag")
+            ),
+        )
+
+    @staticmethod
+    def visible_surgeons(user, groups):
+        surgeons = {s.code: s for s in Surgeon.objects.filter(code__in=[g["group"] for g in groups])}
+        return [
+            g
+            for g in groups
+            if g["group"] in surgeons and access.surgeon_comparison_visible(user, surgeons[g["group"]], None)
+        ]

@@ -30,6 +30,7 @@ urlpatterns = [
     path(
         "stats/cumulative-incidence/", stats.CumulativeIncidenceStatsView.as_view(), name="stats-cumulative-incidence"
     ),
+    path("stats/observed-expected/", stats.ObservedExpectedStatsView.as_view(), name="stats-observed-expected"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include(router.urls)),

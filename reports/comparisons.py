@@ -171,3 +171,42 @@ def centre_comparison(rows, models, centre_code, memo=_no_memo):
             }
         )
     return out
+
+
+# --- The live model, refitted only when the registry changes (the statistics API) --------------
+
+_live = {"version": None, "models": None}
+
+
+def live_case_mix():
+    """The case-mix model fitted on the whole live registry as it stands (cut: today), per data version."""
+    import datetime
+    import threading
+
+    from registry.models import ComplicationType
+
+    from .cohort import data_version, live_cohort
+
+    version = data_version()
+    lock = _live.setdefault("lock", threading.Lock())
+    with lock:
+        if _live["version"] != version:
+            types = list(ComplicationType.objects.values("code", "name", "category", "catheter_related"))
+            rows = list(live_cohort().values())
+            _live["models"] = casemix.fit_case_mix(rows, types, datetime.date.today()) if rows else {}
+            _live["version"] = version
+        return _live["models"]
+
+
+def observed_expected_groups(rows, model, key):
+    """O, E, ratio, Ulm interval and exact flag per group (tau2 over the groups when they are centres)."""
+    groups = casemix.observed_expected(model, rows, key=key)
+    tau2 = between_centre_tau2(groups) if key is _centre_of else 0.0
+    return [
+        {"group": g["group"], "n": g["n"], **ratio_figures(g["observed"], g["expected"], tau2), "tau2": tau2}
+        for g in groups
+    ]
+
+
+def group_key(name):
+    return {"centre": _centre_of, "surgeon": _surgeon_of}[name]
