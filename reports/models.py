@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
-from sites.models import Centre
+from sites.models import Centre, Surgeon
 from sites.querysets import CentreScopedQuerySet
 
 
@@ -32,6 +33,11 @@ class ReportRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    case_mix = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The case-mix model fitted on the run's snapshot (coefficients, c-statistic, calibration).",
+    )
 
     class Meta:
         ordering = ["-period", "-created_at"]
@@ -81,6 +87,11 @@ class CentreReport(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     render_seconds = models.FloatField(null=True, blank=True)
+    email_pdf = models.FileField(
+        upload_to="reports/email/",
+        blank=True,
+        help_text="The emailed copy: the same report without the 'Cases to review' section (no pseudonym).",
+    )
     rendered_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -101,3 +112,102 @@ class CentreReport(models.Model):
 
     def __str__(self):
         return f"{self.centre.code} – {self.run}"
+
+
+class OutlierReview(models.Model):
+    """The outlier process for one alarm or warning of a run (after HQIP / the National Vascular Registry).
+
+    Opened by ``services.open_reviews_for_alarms``; the coordinator may put a query
+    to the centre, the centre's data manager or lead answers, the coordinator signs
+    off (``services.set_review_query``, ``answer_review``, ``sign_off_review``). Until
+    sign-off a surgeon's comparison is shown only to the coordinator and the surgeon's
+    own centre (``sites.access.surgeon_comparison_visible``).
+    """
+
+    centre_lookup = "centre"
+
+    class Level(models.TextChoices):
+        ALARM = "alarm", "Alarm (beyond the 99.8% limit)"
+        WARNING = "warning", "Warning (beyond the 95% limit)"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ANSWERED = "answered", "Answered by the centre"
+        SIGNED_OFF = "signed_off", "Signed off"
+
+    run = models.ForeignKey(ReportRun, on_delete=models.CASCADE, related_name="outlier_reviews")
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="outlier_reviews")
+    measure = models.CharField(max_length=60, help_text="The report's measure code, e.g. 'technical_90'.")
+    level = models.CharField(max_length=10, choices=Level.choices)
+    surgeon = models.ForeignKey(
+        Surgeon,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="outlier_reviews",
+        help_text="Empty for a centre-level alarm.",
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when opened by the run.",
+    )
+    query = models.TextField(blank=True, help_text="The coordinator's query to the centre.")
+    queried_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    queried_at = models.DateTimeField(null=True, blank=True)
+    answer = models.TextField(blank=True, help_text="The centre's answer.")
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    signed_off_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+    objects = CentreScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-run__period", "centre__code", "measure", "surgeon__code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "centre", "measure", "surgeon"], name="outlier_review_once_per_surgeon"
+            ),
+            # NULLs are distinct in a unique constraint: a centre-level review needs its own.
+            models.UniqueConstraint(
+                fields=["run", "centre", "measure"],
+                condition=Q(surgeon__isnull=True),
+                name="outlier_review_once_per_centre",
+            ),
+            models.CheckConstraint(condition=Q(level__in=["alarm", "warning"]), name="outlier_review_level_vocabulary"),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "answered", "signed_off"]), name="outlier_review_status_vocabulary"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open") | (~Q(answer="") & Q(answered_at__isnull=False)),
+                name="outlier_review_answered_has_answer",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="signed_off") & Q(signed_off_at__isnull=False))
+                | (~Q(status="signed_off") & Q(signed_off_at__isnull=True)),
+                name="outlier_review_signed_off_iff_time",
+            ),
+        ]
+
+    def __str__(self):
+        who = f" – surgeon {self.surgeon.code}" if self.surgeon_id else ""
+        return f"{self.centre.code} – {self.measure}{who} – {self.run}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.surgeon_id and self.centre_id and self.surgeon.centre_id != self.centre_id:
+            raise ValidationError({"surgeon": f"Surgeon {self.surgeon.code} belongs to another centre."})

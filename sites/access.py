@@ -136,3 +136,43 @@ def centre_id_of(record):
         if target is None:
             return None
     return getattr(target, f"{last}_id", None)
+
+
+# --- Outlier reviews (reports.OutlierReview) ---------------------------------------------
+
+
+def can_answer_outlier_review(user, centre_id):
+    """A centre answers its own reviews: its data managers and leads, nobody else (not the coordinator)."""
+    return centre_id in access_for(user).own_centre_ids
+
+
+def can_sign_off_outlier_review(user):
+    """The coordinator puts queries and signs reviews off."""
+    return access_for(user).coordinator
+
+
+def surgeon_comparison_visible(user, surgeon, run_or_none):
+    """May ``user`` see ``surgeon``'s surgeon-level comparison (of ``run_or_none``, or of live data if None)?
+
+    The coordinator and the surgeon's own centre (its data managers and leads) always.
+    Anyone else only for a run, and only once the outlier process for that surgeon in
+    that run is over: the surgeon has a review in the run and every one is signed off.
+    Live data (no run) has no sign-off, so it stays with the coordinator and the centre.
+    ``surgeon`` is a ``sites.Surgeon`` or its id.
+    """
+    a = access_for(user)
+    if a.coordinator:
+        return True
+    if not isinstance(surgeon, int):
+        surgeon_id, centre_id = surgeon.pk, surgeon.centre_id
+    else:
+        from .models import Surgeon
+
+        surgeon_id = surgeon
+        centre_id = Surgeon.objects.filter(pk=surgeon).values_list("centre_id", flat=True).first()
+    if centre_id is not None and centre_id in a.own_centre_ids:
+        return True
+    if run_or_none is None or not (a.investigator or a.own_centre_ids):
+        return False
+    statuses = set(run_or_none.outlier_reviews.filter(surgeon_id=surgeon_id).values_list("status", flat=True))
+    return statuses == {"signed_off"}
