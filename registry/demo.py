@@ -1069,9 +1069,19 @@ def create_demo_users(centres):
 
 
 def seed_registry(
-    centres, implantations, seed, reference_date=REFERENCE_DATE, stdout=None, batch_size=BATCH_SIZE, copy=None
+    centres,
+    implantations,
+    seed,
+    reference_date=REFERENCE_DATE,
+    stdout=None,
+    batch_size=BATCH_SIZE,
+    copy=None,
+    progress=None,
 ):
     """Plan and write the demo registry; returns {model label: rows written} plus 'users'.
+
+    ``progress(written, total)``, if given, is called after each chunk of
+    implantations is written (and once with 0 before the first).
 
     Centres, surgeons, patients and implantations go through ``bulk_create``
     (their returned primary keys wire the foreign keys). The child tables do
@@ -1168,6 +1178,8 @@ def seed_registry(
             for model in (Treatment, Complication, LiverTest, PerfusionCheck, SystemicTherapyLine, FollowUp)
         }
 
+        if progress is not None:
+            progress(0, len(skeletons))
         for start in range(0, len(skeletons), batch_size):
             chunk = skeletons[start : start + batch_size]
             cases = [factory.build(sk) for sk in chunk]
@@ -1251,6 +1263,8 @@ def seed_registry(
             for model, rows in children.items():
                 counts[model._meta.label] += writers[model].write(rows)
             say(f"  {start + len(chunk)} / {len(skeletons)} implantations written")
+            if progress is not None:
+                progress(start + len(chunk), len(skeletons))
     counts["users"] = users
     return counts
 

@@ -1112,6 +1112,42 @@ def _highlights(context, previous=None):
     }
 
 
+def _alarm_implantations(context, own, case_mix, definitions, cut_date):
+    """The centre's own implantations behind each alarm or warning, for "Cases to review" (resolved to
+    pseudonyms from the live record by ``reports.services``; ids only here, never shown)."""
+    out = []
+    for c in context["case_mix"]["comparisons"]:
+        model = (case_mix or {}).get(c["key"])
+        if not model:
+            continue
+        flagged_surgeons = {s["group"] for s in c["surgeons"] if s["level"]}
+        if not c["level"] and not flagged_surgeons:
+            continue
+        rows = own if c["level"] else [r for r in own if r.surgeon_code in flagged_surgeons]
+        outcomes_by_id = casemix.case_outcomes(model, rows)
+        out.append(
+            {
+                "measure": c["key"],
+                "label": c["label"],
+                "implantations": sorted(i for i, y in outcomes_by_id.items() if y == 1),
+            }
+        )
+    for m in context["complications"]:
+        if m["position"] not in ("above_95", "above_99.8"):
+            continue
+        definition = definitions[m["key"]]
+        window = definition["window_days"]
+        subjects = definition["outcome"].subjects(own)
+        out.append(
+            {
+                "measure": m["key"],
+                "label": m["label"],
+                "implantations": sorted(s.row.id for s in subjects if s.status == outcomes.EVENT and s.exit <= window),
+            }
+        )
+    return out
+
+
 def _expected_false_warnings(context):
     """How many warnings (or alarms) to expect by chance alone if the centre were exactly on target everywhere:
     the sum over the report's tests of each one's exact probability of flagging on the worse side."""
@@ -1263,6 +1299,7 @@ def build_report_context(
         "completeness": _completeness(rows, own, cut_date),
     }
     context["highlights"] = _highlights(context, previous)
+    context["alarm_implantations"] = _alarm_implantations(context, own, case_mix, definitions, cut_date)
     context.update(extra or {})
     # Exactly what is stored with the run: a JSON round trip (NaN is refused).
     return json.loads(json.dumps(context, allow_nan=False))

@@ -10,14 +10,17 @@ import datetime
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from sites import access
 from sites.models import Centre
 
 from . import snapshot
@@ -53,8 +56,14 @@ def previous_month(today=None):
 
 
 @transaction.atomic
-def start_run(period, *, centre_codes=None, data_cut=None, user=None, dispatch=True):
-    """Create a run and one report per active centre (or the named ones), then hand it to the workers."""
+def start_run(period, *, centre_codes=None, data_cut=None, user=None, dispatch=True, background=False):
+    """Create a run and one report per active centre (or the named ones), then hand it to the workers.
+
+    ``background=True`` (the admin) never makes the caller wait: with a broker
+    that is always so, and when tasks run eagerly (no Redis) the run goes to a
+    thread of this process once the run is committed (``tasks.dispatch_run``).
+    Without it, eager runs happen in the caller, after the commit.
+    """
     if period.day != 1:
         raise ValueError("A run's period is a month: give its first day.")
     centres = Centre.objects.filter(active=True)
@@ -71,10 +80,60 @@ def start_run(period, *, centre_codes=None, data_cut=None, user=None, dispatch=T
     )
     CentreReport.objects.bulk_create([CentreReport(run=run, centre=centre) for centre in centres])
     if dispatch:
-        from .tasks import execute_run
+        from .tasks import dispatch_run
 
-        transaction.on_commit(lambda: execute_run.delay(run.pk))
+        transaction.on_commit(lambda: dispatch_run(run.pk, background=background))
     return run
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a run's centre reports are: counts of one query over their statuses."""
+
+    total: int
+    rendered: int
+    sent: int
+    no_recipients: int
+    failed: int
+
+    @property
+    def done(self):
+        """Reports with nothing left to do: sent, without recipients, or failed."""
+        return self.sent + self.no_recipients + self.failed
+
+    def __str__(self):
+        reports = "centre report" if self.total == 1 else "centre reports"
+        text = f"{self.total} {reports}: {self.rendered} rendered, {self.sent} sent, {self.failed} failed"
+        if self.no_recipients:
+            text += f", {self.no_recipients} without recipients"
+        return text
+
+    @property
+    def short(self):
+        """E.g. '3/8 rendered, 2/8 sent' (and the failed, and those without recipients, if any)."""
+        text = f"{self.rendered}/{self.total} rendered, {self.sent}/{self.total} sent"
+        if self.no_recipients:
+            text += f", {self.no_recipients} without recipients"
+        if self.failed:
+            text += f", {self.failed} failed"
+        return text
+
+
+def progress_aggregates(prefix=""):
+    """Conditional counts of centre reports, for ``aggregate()`` on reports or ``annotate()`` on runs (``prefix``)."""
+    Status, Delivery = CentreReport.Status, CentreReport.Delivery
+    return {
+        "total": Count(f"{prefix}pk"),
+        "rendered": Count(f"{prefix}pk", filter=Q(**{f"{prefix}status": Status.RENDERED})),
+        "sent": Count(f"{prefix}pk", filter=Q(**{f"{prefix}delivery_state": Delivery.SENT})),
+        "no_recipients": Count(f"{prefix}pk", filter=Q(**{f"{prefix}delivery_state": Delivery.NO_RECIPIENTS})),
+        "failed": Count(f"{prefix}pk", filter=Q(**{f"{prefix}status": Status.FAILED})),
+    }
+
+
+def run_progress(run_id):
+    """A run's progress, in one query."""
+    return RunProgress(**CentreReport.objects.filter(run_id=run_id).aggregate(**progress_aggregates()))
 
 
 def prepare_run(run_id):
@@ -86,6 +145,13 @@ def prepare_run(run_id):
             run.started_at = timezone.now()
         if not run.snapshot:
             run.snapshot.save(f"run-{run.pk}.json.gz", ContentFile(snapshot.build(run.data_cut)), save=False)
+        if run.case_mix is None:
+            # Fitted once per run on its frozen snapshot, and kept with it: a report is reproducible from the run.
+            from .casemix import fit_case_mix
+
+            with run.snapshot.open("rb") as handle:
+                rows, types = snapshot.load(handle.read())
+            run.case_mix = fit_case_mix(rows, types, run.data_cut) if rows else {}
         run.save()
     return list(
         run.centre_reports.exclude(delivery_state__in=[CentreReport.Delivery.SENT, CentreReport.Delivery.NO_RECIPIENTS])
@@ -108,8 +174,17 @@ def _load_snapshot(run):
 
 
 def render_report(report_id):
-    """Render one centre's HTML and PDF from the run's snapshot, unless already done."""
-    from .rendering import render_centre_report
+    """Render one centre's report, unless already done: the stored copy (HTML, PDF) and the emailed copy (PDF).
+
+    The figures come from the run's snapshot; the "Cases to review" lists
+    (``reports.selectors.cases_to_review``) name patients by pseudonym, which the
+    snapshot does not hold, so they are read from the live record as of the cut
+    and kept in the stored context under ``cases_to_review``. The stored copy,
+    downloaded after login through the API, shows them; the emailed copy is
+    rendered from the same context with ``for_email=True`` and without the
+    ``cases_to_review`` key, so it carries no pseudonym (``render_email_html``).
+    """
+    from .rendering import build_report_context, render_pdf
 
     report = CentreReport.objects.select_related("run", "centre").get(pk=report_id)
     if report.status == CentreReport.Status.RENDERED:
@@ -117,7 +192,7 @@ def render_report(report_id):
     run = report.run
     rows, complication_types = _load_snapshot(run)
     started = time.monotonic()
-    numbers, html, pdf = render_centre_report(
+    numbers = build_report_context(
         rows,
         centre_code=report.centre.code,
         period_start=run.period,
@@ -125,7 +200,29 @@ def render_report(report_id):
         data_cut=run.data_cut,
         complication_types=complication_types,
         method_version=run.method_version,
+        case_mix=run.case_mix or None,  # None (a run frozen before the model existed): fitted on the snapshot
+        previous=_previous_numbers(report),
+        extra={"late_entries": _late_entries(report)},
     )
+    alarms = [
+        {"measure": c["key"], "level": "alarm", "surgeon": None}
+        for c in numbers["case_mix"]["comparisons"]
+        if c["level"] == "alarm"
+    ] + [
+        {"measure": c["key"], "level": "alarm", "surgeon": s["group"]}
+        for c in numbers["case_mix"]["comparisons"]
+        for s in c["surgeons"]
+        if s["level"] == "alarm"
+    ]
+    if alarms:
+        # An alarm opens the outlier process (query, answer, sign-off), as the UK national audits do.
+        open_reviews_for_alarms(run, report.centre, alarms)
+    numbers["cases_to_review"] = _cases_to_review(report, numbers.pop(ALARM_IMPLANTATIONS_KEY, None) or ())
+    html = render_stored_html(numbers)
+    pdf = render_pdf(html)
+    email_html = render_email_html(numbers, stored_url=stored_report_url(report))
+    # Without the section in the template the two copies are the same page: print it once.
+    email_pdf = pdf if email_html == html else render_pdf(email_html)
     name = f"{run.period:%Y-%m}-{report.centre.code}-run{run.pk}"
     with transaction.atomic():
         report = CentreReport.objects.select_for_update().get(pk=report_id)
@@ -133,6 +230,7 @@ def render_report(report_id):
             return report  # another delivery of this task got here first
         report.html.save(f"{name}.html", ContentFile(html.encode()), save=False)
         report.pdf.save(f"{name}.pdf", ContentFile(pdf), save=False)
+        report.email_pdf.save(f"{name}-email.pdf", ContentFile(email_pdf), save=False)
         report.checksum = hashlib.sha256(pdf).hexdigest()
         report.numbers = numbers
         report.status = CentreReport.Status.RENDERED
@@ -142,29 +240,125 @@ def render_report(report_id):
     return report
 
 
+# The renderer's context carries, under this key, the centre's implantations behind each alarm or warning:
+# [{"measure": code, "label": outcome label, "implantations": [ids] or {id: outcome date}}].
+# render_report resolves them to pseudonyms (the "alarm:<measure>" tables of cases_to_review) and drops the ids.
+ALARM_IMPLANTATIONS_KEY = "alarm_implantations"
+
+
+def _previous_numbers(report):
+    """The context of the centre's latest rendered report of an earlier month (signals new or continuing)."""
+    return (
+        CentreReport.objects.filter(
+            centre_id=report.centre_id, status=CentreReport.Status.RENDERED, run__period__lt=report.run.period
+        )
+        .order_by("-run__period", "-run__data_cut", "-pk")
+        .values_list("numbers", flat=True)
+        .first()
+    )
+
+
+def _late_entries(report):
+    """Implantations of the centre entered after the previous run's data cut but dated before it:
+    they missed that report and are included now."""
+    from registry.models import Implantation
+
+    run = report.run
+    previous = (
+        ReportRun.objects.filter(data_cut__lt=run.data_cut, status=ReportRun.Status.COMPLETED)
+        .order_by("-data_cut")
+        .values_list("data_cut", flat=True)
+        .first()
+    )
+    if previous is None:
+        return None
+    count = Implantation.objects.filter(
+        patient__centre=report.centre,
+        created_at__gt=previous,
+        created_at__lte=run.data_cut,
+        implanted_on__lte=timezone.localtime(previous).date(),
+    ).count()
+    return {"count": count, "since": timezone.localtime(previous).strftime("%Y-%m-%d %H:%M")}
+
+
+def _cases_to_review(report, alarms):
+    from .selectors import cases_to_review
+
+    run = report.run
+    return cases_to_review(
+        report.centre, period_start=run.period, period_end=period_end(run.period), data_cut=run.data_cut, alarms=alarms
+    )
+
+
+def render_stored_html(context):
+    """The stored copy: the whole context, ``for_email`` false (the template shows "Cases to review")."""
+    from .rendering import render_html
+
+    return render_html(dict(context, for_email=False))
+
+
+def render_email_html(context, stored_url=None):
+    """The emailed copy: ``for_email`` true and no ``cases_to_review`` key, so no pseudonym can reach the page;
+    ``stored_report_url`` tells the reader where the stored copy, with the section, is downloaded."""
+    from .rendering import render_html
+
+    context = {key: value for key, value in context.items() if key != "cases_to_review"}
+    return render_html(dict(context, for_email=True, stored_report_url=stored_url))
+
+
+def stored_report_url(report):
+    """Where the stored copy is downloaded after login (the API's scoped download, never /media/).
+
+    Absolute when the site's address is known: ``settings.SITE_URL`` if set, else the
+    first of ``CSRF_TRUSTED_ORIGINS`` (the origin users log in at); otherwise the path.
+    """
+    from django.urls import reverse
+
+    path = reverse("api:report-pdf", args=[report.pk])
+    origins = getattr(settings, "CSRF_TRUSTED_ORIGINS", None) or [""]
+    base = getattr(settings, "SITE_URL", "") or origins[0]
+    return f"{base.rstrip('/')}{path}"
+
+
+def _email_attachment(report):
+    """The PDF to email: the emailed copy. A report rendered before there were two copies has no
+    "Cases to review" in its stored PDF either, so that one is sent; any other without an emailed
+    copy is refused rather than sent with pseudonyms."""
+    if report.email_pdf:
+        return report.email_pdf
+    if report.numbers is not None and "cases_to_review" not in report.numbers:
+        return report.pdf
+    raise RuntimeError(f"Report {report.pk} has no emailed copy; render it again.")
+
+
 def _message(report, recipients):
     run = report.run
     month = f"{run.period:%B %Y}"
+    with _email_attachment(report).open("rb") as handle:
+        attachment = handle.read()
     message = EmailMessage(
         subject=f"HAI Registry benchmark report - {report.centre.code} - {month}",
         body=(
             f"Attached is the HAI Registry benchmark report for {report.centre.name} ({report.centre.code}), {month}.\n\n"
             f"Data cut: {run.data_cut:%Y-%m-%d %H:%M %Z}. Method version {run.method_version}.\n"
-            f"Other centres appear under anonymous codes; small counts are suppressed.\n"
-            f"SHA-256 of the PDF: {report.checksum}\n"
+            f"Other centres appear under anonymous codes; small counts are suppressed.\n\n"
+            f"The cases to review (by pseudonym) are not in this email. They are in the full report,\n"
+            f"for your centre's users only, downloaded after login at:\n"
+            f"{stored_report_url(report)}\n\n"
+            f"SHA-256 of the attached PDF: {hashlib.sha256(attachment).hexdigest()}\n"
+            f"SHA-256 of the full report: {report.checksum}\n"
         ),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
         # The same report always carries the same Message-ID, so a mail system can drop a duplicate.
         headers={"Message-ID": f"<hai-report-{report.pk}-{report.checksum[:16]}@hai-registry>"},
     )
-    with report.pdf.open("rb") as handle:
-        message.attach(f"hai-benchmark-{report.centre.code}-{run.period:%Y-%m}.pdf", handle.read(), "application/pdf")
+    message.attach(f"hai-benchmark-{report.centre.code}-{run.period:%Y-%m}.pdf", attachment, "application/pdf")
     return message
 
 
 def deliver_report(report_id):
-    """Email the PDF to the centre's recipients, exactly once.
+    """Email the emailed copy (no "Cases to review", a link to the stored copy) to the centre's recipients, once.
 
     The report's row stays locked from the check through the SMTP exchange to
     the "sent" mark, all in one transaction: a second delivery of the task
@@ -225,3 +419,142 @@ def finish_run_if_done(run_id):
             run.finished_at = timezone.now()
             run.save(update_fields=["status", "started_at", "finished_at"])
     return run
+
+
+# --- Outlier reviews (HQIP / National Vascular Registry outlier process) ---------------------
+#
+# open -> answered -> signed_off. The run opens one review per alarm; the coordinator may
+# put a query to the centre while it is open; the centre's data manager or lead answers
+# (and may revise the answer until sign-off); the coordinator signs off an answered review.
+# Who may do what is decided in sites.access; a refusal is PermissionDenied (403 through the
+# API), a step the review's state does not allow, or an empty text, a ValidationError (400).
+
+
+def _resolve_surgeon(surgeon, centre):
+    from sites.models import Surgeon
+
+    if surgeon is None or surgeon == "":
+        return None
+    if isinstance(surgeon, Surgeon):
+        found = surgeon
+    else:
+        lookup = {"code": surgeon} if isinstance(surgeon, str) else {"pk": surgeon}
+        found = Surgeon.objects.filter(**lookup).first()
+        if found is None:
+            raise ValidationError({"surgeon": f"No surgeon {surgeon}."})
+    if found.centre_id != centre.pk:
+        raise ValidationError({"surgeon": f"Surgeon {found.code} belongs to another centre than {centre.code}."})
+    return found
+
+
+def open_reviews_for_alarms(run, centre, alarms, *, user=None):
+    """One open review per alarm of ``centre`` in ``run``; idempotent (an existing review is kept as it is).
+
+    ``alarms``: an iterable of ``{"measure": code, "level": "alarm" | "warning" (default
+    "alarm"), "surgeon": a Surgeon, its id or code, or None for the centre}``. Returns the
+    reviews, in the order of ``alarms``. ``user``: who opened them (None: the run).
+    """
+    from .models import OutlierReview
+
+    levels = set(OutlierReview.Level.values)
+    wanted = []
+    for alarm in alarms:
+        measure = (alarm.get("measure") or "").strip()
+        level = alarm.get("level") or OutlierReview.Level.ALARM
+        if not measure:
+            raise ValidationError({"measure": "An alarm names its measure, e.g. 'technical_90'."})
+        if level not in levels:
+            raise ValidationError({"level": f"'{level}' is not a level; use {' or '.join(sorted(levels))}."})
+        wanted.append((measure, level, _resolve_surgeon(alarm.get("surgeon"), centre)))
+    if wanted and not run.centre_reports.filter(centre=centre).exists():
+        raise ValidationError({"centre": f"{centre.code} has no report in run {run.pk}."})
+    reviews = []
+    for measure, level, surgeon in wanted:
+        with transaction.atomic():
+            review, _created = OutlierReview.objects.get_or_create(
+                run=run,
+                centre=centre,
+                measure=measure,
+                surgeon=surgeon,
+                defaults={"level": level, "opened_by": user},
+            )
+        reviews.append(review)
+    return reviews
+
+
+def _locked(review):
+    from .models import OutlierReview
+
+    return OutlierReview.objects.select_for_update().select_related("centre").get(pk=review.pk)
+
+
+def _text(value, field, what):
+    text = (value or "").strip()
+    if not text:
+        raise ValidationError({field: f"Write the {what}."})
+    return text
+
+
+def check_query(review, user, text):
+    """Why ``user`` may not put ``text`` as the coordinator's query on ``review`` (raises), else the text."""
+    if not access.can_sign_off_outlier_review(user):
+        raise PermissionDenied("Only the registry coordinator puts queries to a centre.")
+    if review.status != review.Status.OPEN:
+        raise ValidationError(
+            {"query": f"This review is {review.get_status_display().lower()}; a query goes on an open one."}
+        )
+    return _text(text, "query", "query to the centre")
+
+
+def check_answer(review, user, text):
+    """Why ``user`` may not answer ``review`` with ``text`` (raises), else the text."""
+    if not access.can_answer_outlier_review(user, review.centre_id):
+        raise PermissionDenied(f"Only a data manager or lead of {review.centre.code} answers its reviews.")
+    if review.status == review.Status.SIGNED_OFF:
+        raise ValidationError({"answer": "This review is signed off; its answer can no longer change."})
+    return _text(text, "answer", "centre's answer")
+
+
+def check_sign_off(review, user):
+    """Why ``user`` may not sign ``review`` off (raises)."""
+    if not access.can_sign_off_outlier_review(user):
+        raise PermissionDenied("Only the registry coordinator signs off an outlier review.")
+    if review.status == review.Status.SIGNED_OFF:
+        raise ValidationError({"status": "This review is already signed off."})
+    if review.status != review.Status.ANSWERED:
+        raise ValidationError({"status": "The centre has not answered yet; a review is signed off after its answer."})
+
+
+def _save_step(review, user, fields):
+    review._history_user = user  # the audit trail's "who", also outside a request
+    review.save(update_fields=fields)
+    return review
+
+
+@transaction.atomic
+def set_review_query(review, user, text):
+    """The coordinator's query to the centre, on an open review (may be revised while it stays open)."""
+    review = _locked(review)
+    review.query = check_query(review, user, text)
+    review.queried_by, review.queried_at = user, timezone.now()
+    return _save_step(review, user, ["query", "queried_by", "queried_at"])
+
+
+@transaction.atomic
+def answer_review(review, user, text):
+    """The centre's answer (its data manager or lead); open -> answered, or a revised answer before sign-off."""
+    review = _locked(review)
+    review.answer = check_answer(review, user, text)
+    review.answered_by, review.answered_at = user, timezone.now()
+    review.status = review.Status.ANSWERED
+    return _save_step(review, user, ["answer", "answered_by", "answered_at", "status"])
+
+
+@transaction.atomic
+def sign_off_review(review, user):
+    """The coordinator signs off an answered review: answered -> signed_off."""
+    review = _locked(review)
+    check_sign_off(review, user)
+    review.signed_off_by, review.signed_off_at = user, timezone.now()
+    review.status = review.Status.SIGNED_OFF
+    return _save_step(review, user, ["signed_off_by", "signed_off_at", "status"])

@@ -4,14 +4,17 @@ acks_late + reject_on_worker_lost (settings): a task whose worker dies is
 delivered again; the services make a second delivery harmless.
 """
 
+import logging
 import smtplib
+import threading
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import OperationalError, connection, connections
 
 from . import services
 
 TRANSIENT = (OSError, smtplib.SMTPException, OperationalError, ConnectionError)
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=8)
@@ -44,3 +47,59 @@ def start_monthly_run():
     """Started by beat on the 1st of each month: the previous month, every active centre."""
     run = services.start_run(services.previous_month())
     return run.pk
+
+
+# --- Dispatch: to the workers, or to a thread of this process when tasks run eagerly.
+
+_background_threads = set()
+_background_lock = threading.Lock()
+# One run at a time, like a single worker: runs share the per-process snapshot cache
+# (``services._load_snapshot``), and SQLite takes one writer at a time anyway.
+_one_run_at_a_time = threading.Lock()
+
+
+def dispatch_run(run_id, *, background=False):
+    """Hand a committed run to the workers (``services.start_run`` calls this on commit).
+
+    With a broker, ``.delay()`` only queues the run. When tasks run eagerly (no
+    Redis), ``.delay()`` would do the whole run in the caller; with
+    ``background=True`` a daemon thread of this process does it instead, so a
+    web request returns at once. That thread has its own database connection
+    and sees committed rows only: if the caller is still inside a transaction
+    (a test wrapped in one), the run stays in the caller.
+    """
+    if background and execute_run.app.conf.task_always_eager and not connection.in_atomic_block:
+        thread = threading.Thread(
+            target=_execute_in_background, args=(run_id,), name=f"report-run-{run_id}", daemon=True
+        )
+        with _background_lock:
+            _background_threads.add(thread)
+        thread.start()
+        return thread
+    return execute_run.delay(run_id)
+
+
+def _execute_in_background(run_id):
+    """``execute_run`` as a worker would do it: one centre's failure does not stop the others."""
+    try:
+        with _one_run_at_a_time:
+            for report_id in services.prepare_run(run_id):
+                result = produce_centre_report.apply(args=[report_id, run_id], throw=False)
+                if not result.successful():  # failed (marked so), or a transient error a worker would retry
+                    logger.error("Run %s: centre report %s: %s %r", run_id, report_id, result.state, result.result)
+            services.finish_run_if_done(run_id)
+    except Exception:
+        logger.exception("Report run %s stopped in its background thread.", run_id)
+    finally:
+        connections.close_all()  # this thread's connections only
+        with _background_lock:
+            _background_threads.discard(threading.current_thread())
+
+
+def wait_for_background_runs(timeout=None):
+    """Wait for the eager runs' threads (tests, before their database goes); True if none is left."""
+    with _background_lock:
+        threads = list(_background_threads)
+    for thread in threads:
+        thread.join(timeout)
+    return not any(thread.is_alive() for thread in threads)

@@ -72,6 +72,20 @@ class Command(BaseCommand):
             help="On PostgreSQL, write the child tables with bulk_create too instead of COPY (slower, same rows).",
         )
 
+    def _say(self, line):
+        self.stdout.write(line)
+        self.stdout.flush()
+
+    def _progress(self, started):
+        def progress(written, total):
+            if written == 0:
+                self._say(f"  planned {total} implantations ({time.monotonic() - started:.1f} s); writing…")
+            else:
+                share = f"{100 * written / total:.0f}%" if total else "100%"
+                self._say(f"  {written} / {total} implantations written ({share}, {time.monotonic() - started:.1f} s)")
+
+        return progress
+
     def handle(self, *args, **options):
         if options["centres"] < 1 or options["implantations"] < 0 or options["batch_size"] < 1:
             raise CommandError("--centres and --batch-size must be at least 1, --implantations at least 0.")
@@ -102,6 +116,14 @@ class Command(BaseCommand):
         if existing:
             self.stdout.write("Deleting existing clinical data, centres and surgeons…")
             demo.flush_registry()
+        # Progress on the terminal: one line per chunk of implantations at the default verbosity
+        # (verbosity 2 prints the same per chunk, with more detail; 0 prints none).
+        progress = self._progress(started) if options["verbosity"] == 1 else None
+        if options["verbosity"] >= 1:
+            self._say(
+                f"Seeding {options['implantations']} implantations in {options['centres']} centres "
+                f"(seed {options['seed']})…"
+            )
         try:
             counts = demo.seed_registry(
                 options["centres"],
@@ -111,6 +133,7 @@ class Command(BaseCommand):
                 stdout=self.stdout if options["verbosity"] > 1 else None,
                 batch_size=options["batch_size"],
                 copy=False if options["no_copy"] else None,
+                progress=progress,
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
