@@ -25,7 +25,10 @@ from django.utils import timezone
 
 from registry.models import ComplicationType
 from reports.cohort import cohort
-from reports.rendering import render_centre_report
+from reports.rendering import build_report_context, render_pdf
+from reports.selectors import cases_to_review
+from reports.services import render_stored_html
+from sites.models import Centre
 
 
 def _month(text):
@@ -98,7 +101,7 @@ class Command(BaseCommand):
             raise CommandError(f"Centre {centre!r} has no implantations; choose one of {', '.join(codes)}.")
         types = list(ComplicationType.objects.order_by("name").values("code", "name", "category", "catheter_related"))
 
-        context, _html, pdf = render_centre_report(
+        context = build_report_context(
             rows,
             centre_code=centre,
             period_start=period_start,
@@ -107,6 +110,15 @@ class Command(BaseCommand):
             complication_types=types,
             method_version=options["method_version"] or _method_version(),
         )
+        # The stored copy, as a centre downloads it: with its cases to review (demo pseudonyms only).
+        context["cases_to_review"] = cases_to_review(
+            Centre.objects.get(code=centre),
+            period_start=period_start,
+            period_end=period_end,
+            data_cut=data_cut,
+            alarms=context.pop("alarm_implantations", ()),
+        )
+        pdf = render_pdf(render_stored_html(context))
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("page-*.png"):
