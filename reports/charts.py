@@ -146,6 +146,15 @@ def _percent_axis(axis):
 # --------------------------------------------------------------------------- funnel plot
 
 
+def _draw_limits(ax, xs, bands, label_998):
+    """A funnel's 95% band (shaded, dashed) and 99.8% limits (solid), from rows with lower/upper_95/998."""
+    ax.fill_between(xs, [b["lower_95"] for b in bands], [b["upper_95"] for b in bands], color="#f4f4f4", lw=0)
+    ax.plot(xs, [b["upper_998"] for b in bands], color=LIMIT_998, lw=0.9, label=label_998)
+    ax.plot(xs, [b["lower_998"] for b in bands], color=LIMIT_998, lw=0.9)
+    ax.plot(xs, [b["upper_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)), label="95% limits")
+    ax.plot(xs, [b["lower_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)))
+
+
 def funnel_svg(funnel, centre_code, *, prefix="funnel", width_cm=16.5, height_cm=9.0):
     """Rate against volume: every centre a dot, this one highlighted, exact 95% / 99.8% limits."""
     with matplotlib.rc_context(RC):
@@ -153,11 +162,7 @@ def funnel_svg(funnel, centre_code, *, prefix="funnel", width_cm=16.5, height_cm
         ax = fig.add_subplot()
         bands = funnel["bands"]
         ns = [b["n"] for b in bands]
-        ax.fill_between(ns, [b["lower_95"] for b in bands], [b["upper_95"] for b in bands], color="#f4f4f4", lw=0)
-        ax.plot(ns, [b["upper_998"] for b in bands], color=LIMIT_998, lw=0.9, label="99.8% limits")
-        ax.plot(ns, [b["lower_998"] for b in bands], color=LIMIT_998, lw=0.9)
-        ax.plot(ns, [b["upper_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)), label="95% limits")
-        ax.plot(ns, [b["lower_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)))
+        _draw_limits(ax, ns, bands, "99.8% limits")
         theta0 = funnel["theta0"]
         ax.axhline(theta0, color=REGISTRY, lw=0.9, ls=(0, (1, 1.5)), label=f"Registry rate {theta0:.1%}")
         others = [p for p in funnel["points"] if not p["own"]]
@@ -221,12 +226,8 @@ def ratio_funnel_svg(comparison, centre_code, *, prefix="oe", width_cm=16.5, hei
         ax = fig.add_subplot()
         bands = comparison["bands"]
         es = [b["expected"] for b in bands]
-        ax.fill_between(es, [b["lower_95"] for b in bands], [b["upper_95"] for b in bands], color="#f4f4f4", lw=0)
         widened = " (widened for between-centre variation)" if comparison["widened"] else ""
-        ax.plot(es, [b["upper_998"] for b in bands], color=LIMIT_998, lw=0.9, label=f"99.8% limits{widened}")
-        ax.plot(es, [b["lower_998"] for b in bands], color=LIMIT_998, lw=0.9)
-        ax.plot(es, [b["upper_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)), label="95% limits")
-        ax.plot(es, [b["lower_95"] for b in bands], color=LIMIT_95, lw=0.9, ls=(0, (4, 2)))
+        _draw_limits(ax, es, bands, f"99.8% limits{widened}")
         ax.axhline(1.0, color=REGISTRY, lw=0.9, ls=(0, (1, 1.5)), label="As expected (O/E = 1)")
         others = [p for p in comparison["points"] if not p["own"]]
         if others:
@@ -263,7 +264,7 @@ def ratio_funnel_svg(comparison, centre_code, *, prefix="oe", width_cm=16.5, hei
             )
         ratios = [p["ratio"] for p in comparison["points"]]
         y_hi = max([*ratios, 2.0]) * 1.15
-        ax.set_ylim(0, min(y_hi, max(y_hi, 3.0)))
+        ax.set_ylim(0, y_hi)
         if es:
             ax.set_xlim(es[0], es[-1])
         ax.set_xlabel("Expected count (case-mix model)")

@@ -16,6 +16,9 @@ where a higher ratio is worse.
 
 from __future__ import annotations
 
+import datetime
+import threading
+
 from scipy.stats import binom
 
 from . import casemix, disclosure
@@ -176,20 +179,17 @@ def centre_comparison(rows, models, centre_code, memo=_no_memo):
 # --- The live model, refitted only when the registry changes (the statistics API) --------------
 
 _live = {"version": None, "models": None}
+_live_lock = threading.Lock()
 
 
 def live_case_mix():
     """The case-mix model fitted on the whole live registry as it stands (cut: today), per data version."""
-    import datetime
-    import threading
-
     from registry.models import ComplicationType
 
     from .cohort import data_version, live_cohort
 
     version = data_version()
-    lock = _live.setdefault("lock", threading.Lock())
-    with lock:
+    with _live_lock:
         if _live["version"] != version:
             types = list(ComplicationType.objects.values("code", "name", "category", "catheter_related"))
             rows = list(live_cohort().values())

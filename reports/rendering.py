@@ -731,8 +731,8 @@ def _trends(rows, own, period_end, technical):
         own_q, all_q = [r for r in own if keep(r)], [r for r in rows if keep(r)]
         own_use = _proportion(_one(benchmarks.pump_use(own_q, everyone)), "treated")
         all_use = _proportion(_one(benchmarks.pump_use(all_q, everyone)), "treated")
-        own_tech = _estimate_over(own_q, technical)
-        all_tech = _estimate_over(all_q, technical)
+        own_tech = _estimate(own_q, technical)
+        all_tech = _estimate(all_q, technical)
         others_n = len(all_q) - len(own_q)
         quarters.append(
             {
@@ -766,8 +766,8 @@ def _recent(rows, own, period_start, period_end, definitions):
             return {
                 "implantations": len(subset),
                 "pump_use": _proportion(_one(benchmarks.pump_use(subset, everyone)), "treated"),
-                "technical_90": _estimate_over(subset, definitions["technical_90"]),
-                "severe_90": _estimate_over(subset, definitions[benchmarks.ANY_COMPLICATION]),
+                "technical_90": _estimate(subset, definitions["technical_90"]),
+                "severe_90": _estimate(subset, definitions[benchmarks.ANY_COMPLICATION]),
                 "mortality_90": _proportion(mortality),
             }
 
@@ -782,12 +782,13 @@ def _published(rows, own, definitions, complication_types):
     """The brief's published figures beside the registry's and the centre's own."""
     everyone = benchmarks.Grouping()
     biliary = {
+        "kind": "type",
         "outcome": outcomes.event_outcome("biliary_sclerosis", complication_types),
         "window_days": 365,
     }
 
     def biliary_in(subset, keep):
-        return _estimate_over([r for r in subset if keep(r)], biliary)
+        return _estimate([r for r in subset if keep(r)], biliary)
 
     def adjuvant(r):
         return r.indication == Indication.ADJUVANT
@@ -830,13 +831,6 @@ def _published(rows, own, definitions, complication_types):
             "centre": centre_technical["rate"],
         },
     ]
-
-
-def _estimate_over(rows, measure):
-    """A measure's estimate over an arbitrary subset (not memoised: the subset is not the registry)."""
-    everyone = benchmarks.Grouping()
-    group = _one(benchmarks.cumulative_incidence(rows, measure["outcome"], measure["window_days"], everyone))
-    return _proportion(dict(group, rate=group["estimate"]) if group else None)
 
 
 def _survival_by_indication(rows, own):
