@@ -30,6 +30,10 @@ class ReportRun(models.Model):
         blank=True,
         help_text="Empty when started by the schedule.",
     )
+    scheduled = models.BooleanField(
+        default=False,
+        help_text="Started by the monthly schedule. A period has at most one such run, however often beat fires.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -46,6 +50,10 @@ class ReportRun(models.Model):
             models.CheckConstraint(
                 condition=Q(finished_at__isnull=True) | Q(finished_at__gte=models.F("started_at")),
                 name="report_run_finishes_after_start",
+            ),
+            # A beat delivered twice must not email every centre twice (services.start_scheduled_run).
+            models.UniqueConstraint(
+                fields=["period"], condition=Q(scheduled=True), name="report_run_one_scheduled_per_period"
             ),
         ]
 

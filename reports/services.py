@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -56,7 +56,27 @@ def previous_month(today=None):
 
 
 @transaction.atomic
-def start_run(period, *, centre_codes=None, data_cut=None, user=None, dispatch=True, background=False):
+def start_scheduled_run(period):
+    """The schedule's run of ``period``: created once, whatever number of times beat delivers the task.
+
+    The partial unique constraint ``report_run_one_scheduled_per_period`` decides between
+    two deliveries racing each other; the loser gets the winner's run and dispatches nothing.
+    """
+    existing = scheduled_run_of(period)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return start_run(period, scheduled=True), True
+    except IntegrityError:
+        return scheduled_run_of(period), False
+
+
+def scheduled_run_of(period):
+    return ReportRun.objects.filter(period=period, scheduled=True).first()
+
+
+def start_run(period, *, centre_codes=None, data_cut=None, user=None, dispatch=True, background=False, scheduled=False):
     """Create a run and one report per active centre (or the named ones), then hand it to the workers.
 
     ``background=True`` (the admin) never makes the caller wait: with a broker
@@ -77,6 +97,7 @@ def start_run(period, *, centre_codes=None, data_cut=None, user=None, dispatch=T
         data_cut=data_cut or default_data_cut(period),
         method_version=METHOD_VERSION,
         triggered_by=user,
+        scheduled=scheduled,
     )
     CentreReport.objects.bulk_create([CentreReport(run=run, centre=centre) for centre in centres])
     if dispatch:

@@ -44,8 +44,8 @@ def produce_centre_report(self, report_id, run_id):
 
 @shared_task
 def start_monthly_run():
-    """Started by beat on the 1st of each month: the previous month, every active centre."""
-    run = services.start_run(services.previous_month())
+    """Started by beat on the 1st of each month: the previous month, every active centre; once per month."""
+    run, _ = services.start_scheduled_run(services.previous_month())
     return run.pk
 
 

@@ -8,6 +8,7 @@ import pytest
 from celery.exceptions import Retry
 from django.core import mail
 from django.core.management import call_command
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
@@ -138,6 +139,35 @@ def test_monthly_schedule_starts_the_previous_month(centres, django_capture_on_c
         with django_capture_on_commit_callbacks(execute=True):
             run_id = tasks.start_monthly_run.apply().get()
     assert ReportRun.objects.get(pk=run_id).period == datetime.date(2026, 10, 1)
+
+
+def test_a_monthly_beat_delivered_twice_gives_one_run(centres, django_capture_on_commit_callbacks, mailoutbox):
+    with mock.patch("reports.services.timezone.localdate", return_value=datetime.date(2026, 11, 1)):
+        with django_capture_on_commit_callbacks(execute=True):
+            first = tasks.start_monthly_run.apply().get()
+        sent = len(mailoutbox)
+        with django_capture_on_commit_callbacks(execute=True):
+            second = tasks.start_monthly_run.apply().get()
+    assert first == second
+    assert ReportRun.objects.filter(period=datetime.date(2026, 10, 1)).count() == 1
+    assert sent > 0 and len(mailoutbox) == sent  # no centre is emailed twice
+
+
+def test_the_database_refuses_a_second_scheduled_run_of_a_period(centres):
+    services.start_run(PERIOD, dispatch=False, scheduled=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        services.start_run(PERIOD, dispatch=False, scheduled=True)
+    services.start_run(PERIOD, dispatch=False)  # a coordinator's re-run of the period stays possible
+    assert ReportRun.objects.filter(period=PERIOD).count() == 2
+
+
+def test_racing_deliveries_share_the_winners_run(centres):
+    winner = services.start_run(PERIOD, dispatch=False, scheduled=True)
+    # The loser looked before the winner committed: it finds nothing, then meets the constraint.
+    with mock.patch("reports.services.scheduled_run_of", side_effect=[None, winner]):
+        run, created = services.start_scheduled_run(PERIOD)
+    assert (run.pk, created) == (winner.pk, False)
+    assert ReportRun.objects.filter(period=PERIOD).count() == 1
 
 
 @pytest.mark.parametrize(
