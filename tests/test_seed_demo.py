@@ -287,7 +287,8 @@ def test_same_seed_same_data_other_seed_other_data(seeded, db):
     assert demo.registry_digest() != first
 
 
-def test_command_refuses_existing_data_without_flush(seeded, db, capsys):
+def test_command_refuses_existing_data_without_flush(seeded, db, capsys, settings):
+    settings.DEBUG = True
     with pytest.raises(CommandError, match="--flush"):
         call_command("seed_demo", "--centres", "2", "--implantations", "20")
     call_command("seed_demo", "--centres", "2", "--implantations", "20", "--flush", "--reference-date", str(REFERENCE))
@@ -306,3 +307,11 @@ def test_if_empty_leaves_a_filled_database_alone(seeded, db, capsys):
 def test_reference_date_in_the_future_is_refused(db):
     with pytest.raises(CommandError, match="future"):
         call_command("seed_demo", "--implantations", "5", "--reference-date", str(today() + datetime.timedelta(days=1)))
+
+
+def test_flush_refuses_to_run_with_debug_off(seeded, db, settings):
+    settings.DEBUG = False
+    before = (Implantation.objects.count(), Implantation.history.count())
+    with pytest.raises(CommandError, match="only with DEBUG on"):
+        call_command("seed_demo", "--centres", "2", "--implantations", "20", "--flush")
+    assert (Implantation.objects.count(), Implantation.history.count()) == before

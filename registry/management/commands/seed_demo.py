@@ -3,6 +3,7 @@
 import datetime as dt
 import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
@@ -87,6 +88,12 @@ class Command(BaseCommand):
         return progress
 
     def handle(self, *args, **options):
+        if options["flush"] and not settings.DEBUG:
+            # Truncating the clinical tables and their history is for a development database only (issue 11).
+            raise CommandError(
+                "--flush deletes every clinical record and its history; it runs only with DEBUG on "
+                "(a development database), never in production."
+            )
         if options["centres"] < 1 or options["implantations"] < 0 or options["batch_size"] < 1:
             raise CommandError("--centres and --batch-size must be at least 1, --implantations at least 0.")
         if options["reference_date"] > today():
