@@ -1,6 +1,8 @@
 """Admin plumbing that applies the one visibility rule (``sites.access``)."""
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -69,6 +71,46 @@ class AuditedAdmin(SimpleHistoryAdmin):
     simple_history only hides the revert button when reverting is disabled;
     a crafted POST to a past version would still write, so it is refused here.
     """
+
+    CHANGE_REASON = "change_reason"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = kwargs.get("form", self.form)
+        kwargs["form"] = type(
+            base.__name__,
+            (base,),
+            {
+                self.CHANGE_REASON: forms.CharField(
+                    label="Reason for this change",
+                    required=False,
+                    max_length=500,
+                    widget=forms.TextInput(attrs={"size": 80}),
+                    help_text="Optional; kept in the record's history with your name, e.g. 'corrected from the "
+                    "operative note'. No patient identifiers.",
+                ),
+                "__module__": base.__module__,
+            },
+        )
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        may_write = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        listed = self.CHANGE_REASON in flatten_fieldsets(fieldsets)
+        if not may_write and listed:  # a read-only view shows no reason box
+            return [
+                (name, {**options, "fields": [f for f in options["fields"] if f != self.CHANGE_REASON]})
+                for name, options in fieldsets
+            ]
+        if may_write and not listed:
+            fieldsets.append(("History", {"fields": [self.CHANGE_REASON]}))
+        return fieldsets
+
+    def save_form(self, request, form, change):
+        record = super().save_form(request, form, change)
+        # django-simple-history reads _change_reason when it writes the history row.
+        record._change_reason = form.cleaned_data.get(self.CHANGE_REASON) or None
+        return record
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method != "GET":
