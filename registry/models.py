@@ -175,6 +175,12 @@ class ImplantationQuerySet(CentreScopedQuerySet):
         return annotate_derived(self)
 
 
+DUPLICATE_IMPLANTATION_MESSAGE = (
+    "This patient already has an implantation on this date: it is the same implantation entered twice. "
+    "Open the existing one instead."
+)
+
+
 class Implantation(models.Model):
     """The index event: one pump (or port) placed, whether or not it ever delivered a dose."""
 
@@ -257,6 +263,13 @@ class Implantation(models.Model):
             ),
             models.CheckConstraint(condition=Q(approach__in=Approach.values), name="implantation_approach_vocabulary"),
             models.CheckConstraint(condition=Q(device__in=Device.values), name="implantation_device_vocabulary"),
+            # The same implantation entered twice would count twice in every statistic. A same-day
+            # replacement pump will be the one exception, once a replacement can name the pump it replaces.
+            models.UniqueConstraint(
+                fields=["patient", "implanted_on"],
+                name="implantation_one_per_patient_and_date",
+                violation_error_message=DUPLICATE_IMPLANTATION_MESSAGE,
+            ),
         ]
         indexes = [
             # Surgeon sequence number: count of the surgeon's earlier implantations.

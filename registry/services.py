@@ -1,7 +1,7 @@
 """Writes to the clinical record. Admin, import and API all save through here."""
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from simple_history.utils import update_change_reason
 
 from sites import access
@@ -29,7 +29,14 @@ def save_record(record, *, user, reason=""):
     _check_can_edit(record, user)
     record.full_clean()
     record._history_user = user
-    record.save()
+    try:
+        with transaction.atomic():
+            record.save()
+    except IntegrityError:
+        # A concurrent write committed the same row between full_clean and save: the database's constraint
+        # refused this one. Its check now sees the other row and gives the same message as full_clean would.
+        record.validate_constraints()
+        raise
     if reason:
         update_change_reason(record, reason)
     return record
