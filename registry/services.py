@@ -15,6 +15,38 @@ def _check_can_edit(record, user):
         raise PermissionDenied("You may only enter or change records of your own centres.")
 
 
+def _patient_id_of(record):
+    from .models import Implantation, Patient
+
+    if isinstance(record, Patient):
+        return record.pk
+    if getattr(record, "patient_id", None):
+        return record.patient_id
+    implantation_id = getattr(record, "implantation_id", None)
+    if implantation_id:
+        return Implantation.objects.filter(pk=implantation_id).values_list("patient_id", flat=True).first()
+    return None
+
+
+def _lock_patient_of(record):
+    """Serialise writes to one patient's records, so that rules across rows hold under concurrent writes.
+
+    A rule such as "no dose on an implantation recorded as never treated" reads one row and writes
+    another: two requests could each pass it against the other's uncommitted state (write skew under
+    READ COMMITTED). Every write of a patient's records first locks the patient's row (SELECT ... FOR
+    UPDATE), so the second one validates against what the first committed. The parent implantation
+    is re-read after the lock for the same reason.
+    """
+    from .models import ImplantationChild, Patient
+
+    patient_id = _patient_id_of(record)
+    if patient_id is None:
+        return
+    list(Patient.objects.select_for_update().filter(pk=patient_id).values_list("pk", flat=True))
+    if isinstance(record, ImplantationChild) and record.implantation_id:
+        record.implantation = type(record).implantation.field.related_model.objects.get(pk=record.implantation_id)
+
+
 @transaction.atomic
 def save_record(record, *, user, reason=""):
     """Validate every rule (field, row and cross-row), then save with history.
@@ -27,6 +59,7 @@ def save_record(record, *, user, reason=""):
         if stored is not None:
             _check_can_edit(stored, user)
     _check_can_edit(record, user)
+    _lock_patient_of(record)
     record.full_clean()
     record._history_user = user
     try:
@@ -45,6 +78,7 @@ def save_record(record, *, user, reason=""):
 @transaction.atomic
 def delete_record(record, *, user):
     _check_can_edit(record, user)
+    _lock_patient_of(record)
     record._history_user = user
     record.delete()
 
