@@ -16,8 +16,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from simple_history.models import HistoricalRecords
 
+from sites.history import audited_history
 from sites.models import Centre, Surgeon
 from sites.querysets import CentreScopedQuerySet
 
@@ -79,7 +79,7 @@ class ComplicationType(models.Model):
     )
     active = models.BooleanField(default=True, help_text="Inactive types stay on old records but cannot be chosen.")
 
-    history = HistoricalRecords()
+    history = audited_history()
 
     class Meta:
         ordering = ["name"]
@@ -124,7 +124,7 @@ class Patient(models.Model):
     consent_on = models.DateField(null=True, blank=True, verbose_name="consent date")
     created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     class Meta:
@@ -222,7 +222,7 @@ class Implantation(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = ImplantationQuerySet.as_manager()
 
     # What a data manager enters, structured (no free text), in the order the
@@ -404,7 +404,7 @@ class PerfusionCheck(ImplantationChild):
     method = models.CharField(max_length=20, choices=PerfusionMethod.choices)
     extrahepatic_perfusion = models.BooleanField(verbose_name="extrahepatic perfusion found")
 
-    history = HistoricalRecords()
+    history = audited_history()
 
     class Meta:
         ordering = ["checked_on", "id"]
@@ -440,7 +440,7 @@ class Treatment(ImplantationChild):
     dose_change = models.CharField(max_length=10, choices=DoseChange.choices, default=DoseChange.FULL)
     dose_change_reason = models.CharField(max_length=200, blank=True, help_text="Why the dose was reduced or held.")
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = TreatmentQuerySet.as_manager()
 
     class Meta:
@@ -502,7 +502,7 @@ class Complication(ImplantationChild):
     pump_lost = models.BooleanField(default=False, help_text="Pump lost (not salvaged) because of this complication.")
     related_to_pump = models.BooleanField(default=True)
 
-    history = HistoricalRecords()
+    history = audited_history()
 
     class Meta:
         ordering = ["onset_on", "id"]
@@ -563,7 +563,7 @@ class LiverTest(ImplantationChild):
         verbose_name="total bilirubin (µmol/L)",
     )
 
-    history = HistoricalRecords()
+    history = audited_history()
 
     class Meta:
         ordering = ["measured_on", "id"]
@@ -614,7 +614,7 @@ class SystemicTherapyLine(models.Model):
     ended_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     class Meta:
@@ -682,7 +682,7 @@ class FollowUp(ImplantationChild):
         default=False, help_text="The pump never delivered a dose; the implantation then needs a never-treated reason."
     )
 
-    history = HistoricalRecords()
+    history = audited_history()
 
     EVENT_DATE_FIELDS = ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
 

@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
+from sites.history import audited_history
 from sites.models import Centre, Surgeon
 from sites.querysets import CentreScopedQuerySet
 
@@ -180,7 +180,7 @@ class OutlierReview(models.Model):
     signed_off_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     class Meta:

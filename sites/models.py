@@ -2,8 +2,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
 
+from .history import audited_history
 from .querysets import CentreScopedQuerySet
 
 code_validator = RegexValidator(
@@ -24,7 +24,7 @@ class Centre(models.Model):
     )
     active = models.BooleanField(default=True)
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     class Meta:
@@ -45,7 +45,7 @@ class ReportRecipient(models.Model):
     centre = models.ForeignKey(Centre, on_delete=models.CASCADE, related_name="report_recipients")
     email = models.EmailField()
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     class Meta:
@@ -69,7 +69,7 @@ class Surgeon(models.Model):
     )
     active = models.BooleanField(default=True)
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     class Meta:
@@ -113,7 +113,7 @@ class Membership(models.Model):
         help_text="Required for data managers and centre leads; empty for registry-wide roles.",
     )
 
-    history = HistoricalRecords()
+    history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     class Meta:
