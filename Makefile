@@ -39,14 +39,20 @@ lock: venv-dev
 lint: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
+# The demo runs with DEBUG on (development settings: console email, no second factor); DEBUG is off
+# by default everywhere else.
+run: export DEBUG = 1
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --centres $(DEMO_CENTRES) --implantations $(DEMO_IMPLANTATIONS) --seed 1 --if-empty
 	@echo
 	@echo "  Log in at   http://127.0.0.1:$(PORT)/admin/   as coordinator, dm-lyon, lead-lyon (password demo-password-1)"
-	@echo "  REST API    http://127.0.0.1:$(PORT)/api/v1/docs/   (investigator / demo-password-1 for a de-identified view)"
+	@echo "  REST API    http://127.0.0.1:$(PORT)/api/v1/docs/   after logging in at /account/login/ (investigator /"
+	@echo "              demo-password-1 for the de-identified view)"
+	@echo "  Two-factor authentication is off in this demo (DEBUG=1, REQUIRE_2FA unset): log in with the password"
+	@echo "  alone; production asks every user for an authenticator code (enrol at /account/two-factor/)."
 	@echo
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
@@ -61,4 +67,5 @@ bench-seed: venv
 
 check-deploy: venv
 	DEBUG=0 SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))") \
-	  ALLOWED_HOSTS=registry.example.org $(BIN)/python manage.py check --deploy --fail-level WARNING
+	  ALLOWED_HOSTS=registry.example.org EMAIL_HOST=smtp.example.org \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from sites.models import Role
+
 
 class ExportLog(models.Model):
     """Who took which rows out of the registry through the API."""
@@ -21,3 +23,19 @@ class ExportLog(models.Model):
 
     def __str__(self):
         return f"{self.user} {self.endpoint} ({self.row_count} rows)"
+
+
+class TokenRole(models.Model):
+    """The one role an API token acts in (``api.authentication.RoleTokenAuthentication``).
+
+    A user with several roles (say investigator and data manager) asks for a token per role; the token
+    sees and does only what that role may. A token without a row here is refused.
+    """
+
+    token = models.OneToOneField(
+        "knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="registry_role"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    def __str__(self):
+        return f"{self.token.user} as {self.get_role_display()}"

@@ -1,5 +1,6 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from . import stats, views
@@ -31,7 +32,12 @@ urlpatterns = [
         "stats/cumulative-incidence/", stats.CumulativeIncidenceStatsView.as_view(), name="stats-cumulative-incidence"
     ),
     path("stats/observed-expected/", stats.ObservedExpectedStatsView.as_view(), name="stats-observed-expected"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The API's description is for its users only: it names every filter an attacker would try.
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[IsAuthenticated]),
+        name="docs",
+    ),
     path("", include(router.urls)),
 ]

@@ -177,6 +177,9 @@ def main():
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/9"),
         "THROTTLE_USER": "1000000/min",
         "LOG_LEVEL": "WARNING",
+        # Production settings otherwise refuse console mail and ask the bench user for a second factor.
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        "REQUIRE_2FA": "0",
     }
     setup = (
         "from django.contrib.auth import get_user_model; from sites.models import Membership;"

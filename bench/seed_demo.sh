@@ -16,6 +16,7 @@ DB="${BENCH_DB:-hai_bench_seed}"
 PSQL=(psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -q)
 PY="${PYTHON:-.venv/bin/python}"
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}"
+export DEBUG="${DEBUG:-1}"  # development settings for a bench database
 
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS ${DB}" -c "CREATE DATABASE ${DB}"
 "$PY" manage.py migrate -v0

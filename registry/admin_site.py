@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 
-from sites import access
+from sites import access, two_factor
 
 
 class RegistryAuthenticationForm(AdminAuthenticationForm):
@@ -21,5 +21,15 @@ class RegistryAdminSite(admin.AdminSite):
     login_form = RegistryAuthenticationForm
 
     def has_permission(self, request):
-        # Roles, not the is_staff flag, decide who uses the admin.
-        return access.can_use_admin(request.user)
+        # Roles, not the is_staff flag, decide who uses the admin; with REQUIRE_2FA, only once the session
+        # has given its second factor (django_otp's OTPMiddleware).
+        if not access.can_use_admin(request.user):
+            return False
+        return two_factor.is_verified(request.user) or not two_factor.required()
+
+    def login(self, request, extra_context=None):
+        """The registry's login (sites.authentication): the password, then the code from an authenticator."""
+        from sites.authentication import LoginView
+
+        view = LoginView.as_view(admin_site=self, form_class=self.login_form, extra_context=extra_context)
+        return view(request)

@@ -27,7 +27,8 @@ def env_list(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: `make run` and the tests turn it on, production never does (fail closed).
+DEBUG = env_bool("DEBUG", False)
 
 _DEVELOPMENT_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production-0123456789"
 SECRET_KEY = os.environ.get("SECRET_KEY", _DEVELOPMENT_SECRET if DEBUG else "")
@@ -55,6 +56,11 @@ INSTALLED_APPS = [
     "import_export",
     "rangefilter",
     "django_celery_beat",
+    # Logins: lock-out after repeated failures; two-factor (authenticator apps, recovery codes).
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "sites",
     "registry",
     "api",
@@ -65,13 +71,20 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "sites.sessions.SessionTimeoutMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): has this session given its second factor?
+    "django_otp.middleware.OTPMiddleware",
+    # With REQUIRE_2FA, a session that has not given it reaches only /account/ (sites.authentication).
+    "sites.authentication.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the request's user on every history row written during the request.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last: turns a login refused by the lock-out into the lock-out page (AXES_LOCKOUT_CALLABLE).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -105,6 +118,8 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every login (password or second factor) while the username or the address is locked out.
+    "axes.backends.AxesStandaloneBackend",
     # Roles (sites.Membership) grant model permissions; per-centre scoping is
     # applied on top by the scoped querysets.
     "sites.backends.RoleBackend",
@@ -146,7 +161,24 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task past its soft limit gets SoftTimeLimitExceeded (a centre's report is then marked failed, not
+# left running); past the hard limit its process is killed. Workers are replaced after a number of tasks,
+# or once they grow past a memory ceiling, so a slow leak in the PDF stack cannot take a worker down.
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "900"))
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "960"))
+CELERY_WORKER_MAX_TASKS_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_TASKS_PER_CHILD", "50"))
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", "1500000"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
+# How often a worker looks for a dead worker's unacknowledged tasks (kombu's default sweep is ~100 s).
+if os.environ.get("CELERY_UNACKED_RESTORE_SECONDS"):
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "unacked_restore_interval": int(os.environ["CELERY_UNACKED_RESTORE_SECONDS"]),
+        "unacked_restore_throttle": 1,
+    }
+# A prefix on every Redis key Celery writes, so two registries (or a test's workers) can share one Redis.
+if os.environ.get("CELERY_KEY_PREFIX"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["CELERY_KEY_PREFIX"]
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": os.environ["CELERY_KEY_PREFIX"]}
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -164,6 +196,11 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "hai-registry@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if not DEBUG and EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":
+    # The console backend would print every centre's confidential report into the log and mark it sent.
+    raise ImproperlyConfigured(
+        "Email would go to the console with DEBUG off: set EMAIL_HOST (SMTP) or another EMAIL_BACKEND."
+    )
 
 # --- History: the audit trail is read-only, so no "revert" from the admin.
 SIMPLE_HISTORY_REVERT_DISABLED = True
@@ -173,6 +210,10 @@ SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+# An upload waits for its confirmation under a random name in the uploader's own folder, never in the
+# system temp folder under a name the confirm form could choose (registry.import_storage).
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "registry.import_storage.UploaderTemporaryStorage"
+IMPORT_TEMPORARY_ROOT = Path(os.environ.get("IMPORT_TEMPORARY_ROOT", BASE_DIR / "var" / "imports"))
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
 # --- Cache: Redis when available, so throttles hold across gunicorn workers.
@@ -187,7 +228,8 @@ CACHES = {
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.RegistryAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        # knox tokens, each acting in the one role it was created for.
+        "api.authentication.RoleTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.RegistryPermission"],
@@ -233,6 +275,31 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {},
 }
 
+# --- Logins: lock-out (django-axes), two-factor (django-otp), trusted proxies. README, "Logging in".
+# X-Forwarded-For is believed only from the NUM_PROXIES proxies in front of the app (0: it is ignored and
+# REMOTE_ADDR is the client). The throttles and the lock-out read the same address (sites.authentication.client_ip).
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
+REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
+AXES_CLIENT_IP_CALLABLE = "sites.authentication.client_ip"
+# AXES_FAILURE_LIMIT failures lock the username (from any address) and, separately, the address (for any
+# username), until AXES_COOLOFF_MINUTES after the last failure. Wrong second-factor codes count too.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "30")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success does not wipe the count: an attacker's own valid login would otherwise reset their address's guesses.
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "otp"]
+# The lock-out answer: the API's error shape under /api/, a page elsewhere.
+AXES_LOCKOUT_CALLABLE = "sites.authentication.lockout_response"
+AXES_ENABLE_ADMIN = False  # sites.admin shows the attempts and logs to the coordinator, read-only
+AXES_VERBOSE = False  # no banner on every start; failures and lock-outs are still logged
+# Two-factor: required of every role unless REQUIRE_2FA is off (the default only with DEBUG on, for the demo).
+REQUIRE_2FA = env_bool("REQUIRE_2FA", not DEBUG)
+OTP_TOTP_ISSUER = "HAI Registry"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the coordinator may remove a user's devices, never read their secrets
+LOGIN_URL = "/account/login/"
+
 # --- Security: strict whenever DEBUG is off (manage.py check --deploy is clean).
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -243,6 +310,11 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
+# A session ends after SESSION_IDLE_MINUTES without a request (sites.sessions.SessionTimeoutMiddleware)
+# and SESSION_MAX_HOURS after login whatever happens: no longer than an API token lives.
+SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+SESSION_MAX_HOURS = int(os.environ.get("SESSION_MAX_HOURS", "12"))
+SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

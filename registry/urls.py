@@ -11,6 +11,8 @@ handler500 = json_or_html(defaults.server_error)
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    # Login (password, then the second factor), two-factor enrolment, recovery codes, logout. The browsable
+    # API and its documentation log in here too: DRF's own login pages (/api-auth/) are not served.
+    path("account/", include("sites.urls")),
     path("api/v1/", include("api.urls")),
-    path("api-auth/", include("rest_framework.urls")),
 ]

@@ -1670,11 +1670,26 @@ def render_html(context):
     return render_to_string(TEMPLATE, _view(context))
 
 
+def refuse_every_url(url):
+    """WeasyPrint's URL fetcher: the report is self-contained (inline CSS and SVG), so it fetches nothing.
+
+    Without this a URL in the HTML (file:///etc/..., http://internal-host/...) would be read by the worker.
+    """
+    from weasyprint.urls import FatalURLFetchingError
+
+    raise FatalURLFetchingError(f"The report fetches no resources; refused {url[:80]!r}.")
+
+
 def render_pdf(html):
     """Print the HTML with WeasyPrint; returns the PDF bytes."""
     from weasyprint import HTML
+    from weasyprint.urls import FatalURLFetchingError
 
-    return HTML(string=html).write_pdf()
+    try:
+        return HTML(string=html, url_fetcher=refuse_every_url).write_pdf()
+    except FatalURLFetchingError as error:
+        # A BaseException in WeasyPrint; a failed render is an ordinary error to the report run.
+        raise ValueError(str(error)) from None
 
 
 def render_centre_report(rows, **kwargs):

@@ -14,6 +14,9 @@ COORDINATOR = "coordinator"
 INVESTIGATOR = "investigator"
 DATA_MANAGER = "data_manager"
 CENTRE_LEAD = "centre_lead"
+ROLES = (COORDINATOR, INVESTIGATOR, DATA_MANAGER, CENTRE_LEAD)
+# Set on a user object (for one request) to make it act in that one role only; see access_for.
+ACTING_ROLE_ATTRIBUTE = "_registry_role"
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,14 @@ def access_for(user):
     from .models import Membership
 
     rows = list(Membership.objects.filter(user=user).values_list("role", "centre_id"))
+    # A request that acts in one role (an API token created for it, api.authentication) counts only
+    # that role's memberships: a superuser acting as an investigator is an investigator, not the coordinator.
+    acting_as = getattr(user, ACTING_ROLE_ATTRIBUTE, None)
+    if acting_as is not None:
+        rows = [(role, centre) for role, centre in rows if role == acting_as]
+    superuser = user.is_superuser and acting_as in (None, COORDINATOR)
     result = Access(
-        coordinator=user.is_superuser or any(role == COORDINATOR for role, _ in rows),
+        coordinator=superuser or any(role == COORDINATOR for role, _ in rows),
         investigator=any(role == INVESTIGATOR for role, _ in rows),
         managed_centre_ids=frozenset(c for role, c in rows if role == DATA_MANAGER),
         led_centre_ids=frozenset(c for role, c in rows if role == CENTRE_LEAD),

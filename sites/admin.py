@@ -1,6 +1,16 @@
+from axes import admin as axes_admin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
+from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import access
+from . import access, two_factor
 from .admin_mixins import AuditedAdmin, CentreScopedAdminMixin, VisibleCentreListFilter
 from .models import Centre, Membership, ReportRecipient, Surgeon
 
@@ -41,3 +51,92 @@ class MembershipAdmin(AuditedAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         access.forget(obj.user)
+
+
+# --- Logins: attempts and logs (django-axes), second factors (django-otp). The coordinator's only
+# (RoleBackend grants these apps to nobody else).
+
+
+class ReadOnlyLogAdmin:
+    """An audit log: seen, never added or changed."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class LoginAttemptAdmin(ReadOnlyLogAdmin, axes_admin.AccessAttemptAdmin):
+    """Failed logins per username and address. Deleting a row unlocks that username and address."""
+
+
+class LoginLogAdmin(ReadOnlyLogAdmin, axes_admin.AccessLogAdmin):
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class LoginFailureLogAdmin(ReadOnlyLogAdmin, axes_admin.AccessFailureLogAdmin):
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.register(AccessAttempt, LoginAttemptAdmin)
+admin.site.register(AccessLog, LoginLogAdmin)
+admin.site.register(AccessFailureLog, LoginFailureLogAdmin)
+
+
+class SecondFactorAdmin:
+    """The coordinator resets a user's second factor by deleting their devices; nobody adds or edits one here
+    (a device made for someone else would let its maker pass their second factor)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AuthenticatorAdmin(SecondFactorAdmin, TOTPDeviceAdmin):
+    pass
+
+
+class RecoveryCodesAdmin(SecondFactorAdmin, StaticDeviceAdmin):
+    pass
+
+
+for _model, _admin in ((TOTPDevice, AuthenticatorAdmin), (StaticDevice, RecoveryCodesAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin)
+
+
+User = get_user_model()
+_BaseUserAdmin = type(admin.site.get_model_admin(User)) if admin.site.is_registered(User) else UserAdmin
+
+
+@admin.action(description="Reset two-factor authentication (they set it up again at their next login)")
+def reset_two_factor(modeladmin, request, queryset):
+    if not access.is_coordinator(request.user):
+        raise PermissionDenied
+    for user in queryset:
+        two_factor.reset(user)
+    modeladmin.message_user(request, f"Two-factor authentication reset for {len(queryset)} user(s).")
+
+
+class RegistryUserAdmin(_BaseUserAdmin):
+    actions = [*(_BaseUserAdmin.actions or []), reset_two_factor]
+    list_display = [*_BaseUserAdmin.list_display, "two_factor"]
+
+    def get_queryset(self, request):
+        confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+        return super().get_queryset(request).annotate(has_two_factor=Exists(confirmed))
+
+    @admin.display(boolean=True, description="two-factor", ordering="has_two_factor")
+    def two_factor(self, obj):
+        return obj.has_two_factor
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, RegistryUserAdmin)

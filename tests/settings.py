@@ -3,11 +3,17 @@
 import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hai_registry")
+# Development settings (the dev secret key, console-free mail below); production refuses them. Set in the
+# environment so the worker and manage.py subprocesses the tests start get them too.
+os.environ.setdefault("DEBUG", "1")
 
 from registry.settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Off whatever the environment says: most tests log in with force_login/force_authenticate, which give no
+# second factor. The two-factor tests (tests/test_two_factor.py) turn it on with override_settings.
+REQUIRE_2FA = False
 
 # Throttling has its own test; elsewhere it must not interfere.
 REST_FRAMEWORK = {

@@ -5,8 +5,8 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from knox.models import AuthToken
 
+from api.tokens import create_token
 from registry.wsgi import application
 from sites.models import Role
 
@@ -15,13 +15,16 @@ from .api_world import build_world
 
 
 @pytest.fixture
-def api_schema(db):
+def api_schema(coordinator_token):
     # As Django's test client does: a request must not close the test's
     # connection, whose transaction holds the test data.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        yield schemathesis.openapi.from_wsgi("/api/v1/schema/", application)
+        # The schema itself needs a login.
+        yield schemathesis.openapi.from_wsgi(
+            "/api/v1/schema/", application, headers={"Authorization": f"Token {coordinator_token}"}
+        )
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
@@ -31,7 +34,7 @@ def api_schema(db):
 def coordinator_token(db):
     build_world()
     user = factories.user_with_role(Role.COORDINATOR)
-    return AuthToken.objects.create(user=user)[1]
+    return create_token(user, Role.COORDINATOR)[1]
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

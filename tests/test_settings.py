@@ -22,7 +22,9 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "registry.example.org",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "EMAIL_HOST": "smtp.example.org",
 }
+DEVELOPMENT = {"DEBUG": "1"}
 
 
 def test_production_settings_pass_check_deploy_without_warnings():
@@ -42,7 +44,28 @@ def test_environment_selects_database_and_celery_mode():
         "from django.conf import settings as s;"
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL)"
     )
-    dev = run_manage("shell", "-v", "0", "-c", code)
+    dev = run_manage("shell", "-v", "0", "-c", code, **DEVELOPMENT)
     assert dev.stdout.split() == ["django.db.backends.sqlite3", "True", "memory://"]
     prod = run_manage("shell", "-v", "0", "-c", code, **PRODUCTION)
     assert prod.stdout.split() == ["django.db.backends.postgresql", "False", "redis://127.0.0.1:6379/0"]
+
+
+def test_debug_is_off_unless_asked_for():
+    code = "from django.conf import settings as s; print(s.DEBUG)"
+    unset = run_manage("shell", "-v", "0", "-c", code, **{k: v for k, v in PRODUCTION.items() if k != "DEBUG"})
+    assert unset.returncode == 0, unset.stderr
+    assert unset.stdout.split() == ["False"]
+    # And without production's settings, an unset DEBUG refuses to start rather than run as development.
+    bare = run_manage("check")
+    assert bare.returncode != 0 and "SECRET_KEY must be set" in bare.stderr
+
+
+def test_production_refuses_to_start_with_console_email():
+    env = {k: v for k, v in PRODUCTION.items() if k != "EMAIL_HOST"}
+    result = run_manage("check", **env)
+    assert result.returncode != 0
+    assert "Email would go to the console with DEBUG off" in result.stderr
+    console = run_manage("check", **PRODUCTION, EMAIL_BACKEND="django.core.mail.backends.console.EmailBackend")
+    assert console.returncode != 0 and "Email would go to the console" in console.stderr
+    # Development may print mail to the console.
+    assert run_manage("check", **DEVELOPMENT).returncode == 0

@@ -1,0 +1,32 @@
+"""The PDF renderer fetches nothing: the report is self-contained (issue 10, item 4)."""
+
+import pytest
+
+from reports.rendering import render_pdf
+
+
+def test_a_self_contained_report_renders():
+    assert render_pdf("<p>Summary</p><svg width='10' height='10'><rect width='5' height='5'/></svg>").startswith(
+        b"%PDF"
+    )
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<img src="file:///etc/passwd">',
+        '<link rel="stylesheet" href="http://169.254.169.254/latest/meta-data/">',
+        "<style>@import url(https://example.org/x.css);</style><p>x</p>",
+        "<p style=\"background: url('file:///etc/hostname')\">x</p>",
+        '<img src="data:image/png;base64,iVBORw0KGgo=">',
+    ],
+)
+def test_every_url_is_refused(html, monkeypatch):
+    fetched = []
+    import weasyprint.urls
+
+    # WeasyPrint's own fetcher, which would otherwise read files and make requests.
+    monkeypatch.setattr(weasyprint.urls.URLFetcher, "fetch", lambda self, url, *a, **k: fetched.append(url))
+    with pytest.raises(ValueError, match="fetches no resources"):
+        render_pdf(html)
+    assert fetched == []
