@@ -2,12 +2,17 @@ import hashlib
 
 from django.core.cache import cache
 from django.core.paginator import Paginator
+from django.db import models
+from django.db.models import Value
+from django.db.models.functions import MD5, Cast, Concat
 from django.utils.functional import cached_property
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
 
 from reports.cohort import data_version
+
+from . import deidentify
 
 
 class VersionedCountPaginator(Paginator):
@@ -53,13 +58,72 @@ class RegistryPagination(PageNumberPagination):
 
 
 class StableOrderingFilter(OrderingFilter):
-    """Whatever the client orders by, ties are broken by id so pages never overlap or skip."""
+    """Whatever the client orders by, ties are broken by id so pages never overlap or skip.
+
+    An ordering term the view does not offer is a 400 (not silently dropped). Investigators may
+    order only by the view's ``investigator_ordering_fields`` (no date, no id, no real code: a date
+    could otherwise be recovered by bisection), and their ties and default order follow a keyed hash
+    of the row's id, the same for them on every request and unrelated to entry order or dates.
+    """
+
+    def allowed_fields(self, request, queryset, view):
+        if deidentify.for_request(request) is not None:
+            model = queryset.model
+            allowed = []
+            for name in getattr(view, "investigator_ordering_fields", ()):
+                # Belt and braces: never a date, a primary key or a reference, whatever a view declares.
+                field = _model_field(model, name)
+                if name in ("pk", "id") or field is None:
+                    continue
+                if (
+                    isinstance(field, (models.DateField, models.DateTimeField))
+                    or field.primary_key
+                    or field.is_relation
+                ):
+                    continue
+                allowed.append(name)
+            return allowed
+        return [item[0] for item in self.get_valid_fields(queryset, view, {"request": request})]
 
     def get_ordering(self, request, queryset, view):
-        ordering = list(super().get_ordering(request, queryset, view) or queryset.query.order_by or ["pk"])
-        if not any(field.lstrip("-") in ("pk", "id") for field in ordering):
+        params = request.query_params.get(self.ordering_param)
+        terms = [term.strip() for term in params.split(",") if term.strip()] if params else []
+        if terms:
+            allowed = self.allowed_fields(request, queryset, view)
+            refused = [term for term in terms if term.lstrip("-") not in allowed]
+            if refused:
+                offered = ", ".join(allowed) or "none"
+                message = f"Cannot order by {', '.join(refused)}. Fields you may order by: {offered}."
+                raise ValidationError({self.ordering_param: [message]})
+        if deidentify.for_request(request) is not None and getattr(view, "opaque_kind", None):
+            salt = Value(deidentify.ordering_salt(request))
+            return [*terms, MD5(Concat(salt, Cast("pk", output_field=models.CharField()))).asc()]
+        ordering = list(terms or self.get_default_ordering(view) or queryset.query.order_by or ["pk"])
+        if not any(isinstance(field, str) and field.lstrip("-") in ("pk", "id") for field in ordering):
             ordering.append("pk")
         return ordering
 
     def filter_queryset(self, request, queryset, view):
         return queryset.order_by(*self.get_ordering(request, queryset, view))
+
+    def get_schema_operation_parameters(self, view):
+        fields = getattr(view, "ordering_fields", None)
+        offered = ", ".join(fields) if isinstance(fields, (list, tuple)) else "any field"
+        for_investigators = ", ".join(getattr(view, "investigator_ordering_fields", ())) or "none"
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": f"Comma-separated fields, `-` for descending: {offered}. "
+                f"Investigators: {for_investigators} (never a date or an id). Anything else is a 400.",
+                "schema": {"type": "string"},
+            }
+        ]
+
+
+def _model_field(model, name):
+    try:
+        return model._meta.get_field(name)
+    except Exception:  # an annotation or a derived value, not a model field
+        return None

@@ -19,10 +19,12 @@ from registry.models import ComplicationType, Implantation
 from reports import benchmarks, casemix, comparisons, disclosure, outcomes
 from reports.cohort import data_version, live_cohort
 from sites import access
-from sites.models import Surgeon
+from sites.models import Centre, Surgeon
 
+from . import deidentify
 from .errors import ErrorSerializer
-from .filters import StatsFilter, month_start
+from .filters import StatsFilter, parse_period
+from .parameters import StrictQueryParameters
 from .permissions import CanReadRegistry
 
 
@@ -60,8 +62,13 @@ class StatsQuery(serializers.Serializer):
     centre_volume_bands = serializers.CharField(
         required=False, help_text="Coordinator only. Band lower bounds, e.g. '20,60'."
     )
-    implanted_from = serializers.CharField(required=False, help_text="From this month on (YYYY-MM).")
-    implanted_to = serializers.CharField(required=False, help_text="Up to the end of this month (YYYY-MM).")
+    implanted_from = serializers.CharField(
+        required=False, help_text="From this month (YYYY-MM) or year (YYYY) on; investigators: whole years only."
+    )
+    implanted_to = serializers.CharField(
+        required=False,
+        help_text="Up to the end of this month (YYYY-MM) or year (YYYY); investigators: whole years only.",
+    )
 
     def validate_surgeon_volume_bands(self, value):
         return parse_bands(value)
@@ -69,19 +76,19 @@ class StatsQuery(serializers.Serializer):
     def validate_centre_volume_bands(self, value):
         return parse_bands(value)
 
-    def _month(self, value):
+    def _period(self, value):
+        """A whole month or year. Investigators' whole years only: StatsFilter (api.filters), as on every list."""
         try:
-            return month_start(value)
+            parse_period(value)
         except DjangoValidationError as error:
             raise serializers.ValidationError(error.messages) from None
+        return value
 
     def validate_implanted_from(self, value):
-        self._month(value)
-        return value
+        return self._period(value)
 
     def validate_implanted_to(self, value):
-        self._month(value)
-        return value
+        return self._period(value)
 
     def grouping(self):
         data = self.validated_data
@@ -214,20 +221,35 @@ def groups_response(name, group_serializer):
     return type(name, (serializers.Serializer,), {"groups": group_serializer(many=True)})
 
 
-FILTER_PARAMETERS = [
-    OpenApiParameter(name, str, description=f"Filter by {name}.")
-    for name in ("centre", "indication", "device", "approach", "sex")
-] + [
-    OpenApiParameter(name, str, description=f"Coordinator only: as on /implantations/ ({name}).")
-    for name in sorted(
-        COORDINATOR_ONLY_PARAMETERS - {"experience_threshold", "surgeon_volume_bands", "centre_volume_bands"}
-    )
-]
+FILTER_PARAMETERS = (
+    [
+        OpenApiParameter(
+            "centre", str, description="Filter by centre code (investigators: their opaque code, C-…). Unknown: a 400."
+        )
+    ]
+    + [
+        OpenApiParameter(name, str, description=f"Filter by {name}.")
+        for name in ("indication", "device", "approach", "sex")
+    ]
+    + [
+        OpenApiParameter(name, str, description=f"Coordinator only: as on /implantations/ ({name}).")
+        for name in sorted(
+            COORDINATOR_ONLY_PARAMETERS - {"experience_threshold", "surgeon_volume_bands", "centre_volume_bands"}
+        )
+    ]
+)
 
 
-class StatsView(APIView):
+class StatsView(StrictQueryParameters, APIView):
+    """Investigators see and give centres and surgeons as their opaque codes (api.deidentify), never the real ones."""
+
     permission_classes = [CanReadRegistry]
     query_class = StatsQuery
+
+    def allowed_query_parameters(self, request):
+        return (
+            super().allowed_query_parameters(request) | set(self.query_class().fields) | set(StatsFilter.base_filters)
+        )
 
     def check_parameters(self, request):
         if access.is_coordinator(request.user):
@@ -243,7 +265,7 @@ class StatsView(APIView):
 
     def rows(self, request):
         self.check_parameters(request)
-        query = self.query_class(data=request.query_params)
+        query = self.query_class(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         implantations = Implantation.objects.readable_by(request.user).with_derived()
         filterset = StatsFilter(request.query_params, queryset=implantations, request=request)
@@ -257,17 +279,32 @@ class StatsView(APIView):
         ids = filterset.qs.order_by().values_list("id", flat=True)
         return query, [rows[i] for i in ids if i in rows]
 
-    def respond(self, request, groups, suppress):
+    def respond(self, request, groups, suppress, group_by=None):
         if not access.is_coordinator(request.user):
+            # In the public order (real codes), before the labels are made opaque: which cells are hidden
+            # must not depend on who asks, or two investigators' answers together would give a cell back.
             groups = suppress(groups)
-        return Response({"groups": groups})
+        return Response({"groups": self.deidentify_groups(request, groups, group_by)})
+
+    @staticmethod
+    def deidentify_groups(request, groups, group_by):
+        """Groups by centre or surgeon: investigators get the opaque codes, in the codes' order (not the real ones')."""
+        deidentifier = deidentify.for_request(request)
+        if deidentifier is None or group_by not in ("centre", "surgeon"):
+            return groups
+        model = Centre if group_by == "centre" else Surgeon
+        pks = dict(model.objects.filter(code__in=[g["group"] for g in groups]).values_list("code", "pk"))
+        shown = [{**g, "group": deidentifier.encode(group_by, pks[g["group"]])} for g in groups if g["group"] in pks]
+        return sorted(shown, key=lambda g: g["group"])
 
     def cache_key(self, request):
         """Statistics depend only on the data, the user's scope and role, and the query."""
         scope = access.readable_centre_ids(request.user)
         scope = "all" if scope is access.ALL_CENTRES else ",".join(map(str, sorted(scope)))
         query = sorted((k, tuple(request.query_params.getlist(k))) for k in request.query_params)
-        raw = f"{data_version()}|{type(self).__name__}|{scope}|{access.is_coordinator(request.user)}|{query}"
+        # Investigators' codes are theirs alone: so is the cached answer.
+        viewer = request.user.pk if deidentify.for_request(request) is not None else "-"
+        raw = f"{data_version()}|{type(self).__name__}|{scope}|{access.is_coordinator(request.user)}|{viewer}|{query}"
         return "stats:" + hashlib.sha256(raw.encode()).hexdigest()
 
     def get(self, request):
@@ -303,9 +340,12 @@ class ComplicationStatsView(StatsView):
         query, rows = self.rows(request)
         within_days = query.validated_data.get("within_days")
         groups = benchmarks.complication_rates(rows, query.outcome(), query.grouping(), within_days)
+        group_by = query.validated_data.get("group_by")
         if within_days is None:
-            return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "events"))
-        return self.respond(request, groups, lambda g: disclosure.suppress_cumulative_incidence(g, estimate="rate"))
+            return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "events"), group_by)
+        return self.respond(
+            request, groups, lambda g: disclosure.suppress_cumulative_incidence(g, estimate="rate"), group_by
+        )
 
 
 class CumulativeIncidenceStatsView(StatsView):
@@ -328,7 +368,9 @@ class CumulativeIncidenceStatsView(StatsView):
         groups = benchmarks.cumulative_incidence(
             rows, query.outcome(), query.validated_data["at_days"], query.grouping()
         )
-        return self.respond(request, groups, disclosure.suppress_cumulative_incidence)
+        return self.respond(
+            request, groups, disclosure.suppress_cumulative_incidence, query.validated_data.get("group_by")
+        )
 
 
 class PumpUseStatsView(StatsView):
@@ -347,7 +389,12 @@ class PumpUseStatsView(StatsView):
     def compute(self, request):
         query, rows = self.rows(request)
         groups = benchmarks.pump_use(rows, query.grouping())
-        return self.respond(request, groups, lambda g: disclosure.suppress_proportions(g, "treated"))
+        return self.respond(
+            request,
+            groups,
+            lambda g: disclosure.suppress_proportions(g, "treated"),
+            query.validated_data.get("group_by"),
+        )
 
 
 class SurvivalStatsView(StatsView):
@@ -369,7 +416,7 @@ class SurvivalStatsView(StatsView):
     def compute(self, request):
         query, rows = self.rows(request)
         groups = benchmarks.survival(rows, query.validated_data["endpoint"], query.grouping())
-        return self.respond(request, groups, disclosure.suppress_survival)
+        return self.respond(request, groups, disclosure.suppress_survival, query.validated_data.get("group_by"))
 
 
 class ObservedExpectedQuery(StatsQuery):
@@ -419,6 +466,7 @@ class ObservedExpectedStatsView(StatsView):
             lambda g: disclosure.suppress_proportions(
                 g, "observed", denominator="n", derived=("expected", "ratio", "ci", "flag")
             ),
+            data["group_by"],
         )
 
     @staticmethod

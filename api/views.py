@@ -1,9 +1,10 @@
 import csv
 
 from django.contrib.auth import authenticate
+from django.db.models import F, OuterRef, Subquery
 from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from knox.models import AuthToken
 from knox.views import LogoutAllView, LogoutView
 from rest_framework import exceptions, permissions, viewsets
 from rest_framework.decorators import action
@@ -29,9 +30,12 @@ from reports.models import CentreReport
 from sites import access
 from sites.models import Centre, Surgeon
 
-from . import filters, serializers
+from . import filters, serializers, tokens
+from .authentication import RoleTokenAuthentication
+from .deidentify import for_request as deidentifier_for
 from .errors import ErrorSerializer
 from .models import ExportLog
+from .parameters import StrictQueryParameters
 from .permissions import CanReadRegistry
 from .renderers import EchoBuffer, csv_cell
 
@@ -81,11 +85,40 @@ class ExportingListMixin:
         return response
 
 
-class RegistryViewSet(ExportingListMixin, viewsets.ModelViewSet):
-    """Reads come from ``readable_by``, writes from ``editable_by``: the one scoping rule."""
+INVESTIGATOR_SHAPE = (
+    " Investigators get it de-identified: no calendar date (the implantation's year, other dates as whole days "
+    "from the implantation, day 0), no id, pseudonym or real centre or surgeon code: each row and each reference "
+    "is an opaque code, the same for one investigator on every request and different for another. They send these "
+    "codes back in detail URLs and filters, filter implantations by whole years only and order by no date."
+)
+
+
+class RegistryViewSet(StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
+    """Reads come from ``readable_by``, writes from ``editable_by``: the one scoping rule.
+
+    Investigators (``access.must_deidentify``) get ``investigator_serializer_class`` (api.serializers,
+    ``investigator_serializer``), rows named by opaque codes of ``opaque_kind`` (api.deidentify), the
+    queryset annotated with the date their days count from (``days_origin``), and may order only by
+    ``investigator_ordering_fields``.
+    """
 
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
     ordering_fields = "__all__"
+    opaque_kind = None
+    investigator_serializer_class = None
+    investigator_ordering_fields = ()
+    days_origin = None
+
+    @property
+    def deidentifier(self):
+        return deidentifier_for(getattr(self, "request", None))
+
+    def get_serializer_class(self):
+        if self.deidentifier is not None:
+            if self.investigator_serializer_class is None:  # fail closed
+                raise exceptions.PermissionDenied("Not available de-identified.")
+            return self.investigator_serializer_class
+        return super().get_serializer_class()
 
     def base_queryset(self):
         return self.queryset.all()
@@ -94,96 +127,197 @@ class RegistryViewSet(ExportingListMixin, viewsets.ModelViewSet):
         queryset = self.base_queryset()
         user = self.request.user
         if self.request.method in permissions.SAFE_METHODS:
-            return queryset.readable_by(user)
+            queryset = queryset.readable_by(user)
+            if self.deidentifier is not None:
+                queryset = self.annotate_days_origin(queryset)
+            return queryset
         return queryset.editable_by(user)
+
+    def annotate_days_origin(self, queryset):
+        """The date investigators' days count from, in the same query (no query per row)."""
+        if self.days_origin == serializers.IMPLANTATION_DATE:
+            return queryset.annotate(**{self.days_origin: F("implantation__implanted_on")})
+        if self.days_origin == serializers.FIRST_IMPLANTATION_DATE:
+            first = Implantation.objects.filter(patient=OuterRef("patient_id")).order_by("implanted_on", "pk")
+            return queryset.annotate(**{self.days_origin: Subquery(first.values("implanted_on")[:1])})
+        return queryset
+
+    def get_object(self):
+        """Investigators name the row by its opaque code; one that is not theirs, or of no row, is a 404."""
+        deidentifier = self.deidentifier
+        if deidentifier is None:
+            return super().get_object()
+        code = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        pk = deidentifier.decode(self.opaque_kind, code)
+        if pk is None:
+            raise exceptions.NotFound()
+        record = get_object_or_404(self.filter_queryset(self.get_queryset()), pk=pk)
+        self.check_object_permissions(self.request, record)
+        return record
 
     def perform_destroy(self, instance):
         delete_record(instance, user=self.request.user)
 
 
 class CentreViewSet(RegistryViewSet):
+    __doc__ = (
+        "Centres. Investigators get each centre's opaque code and `active` only (no name, code or country)."
+        + INVESTIGATOR_SHAPE
+    )
+
     queryset = Centre.objects.all()
     serializer_class = serializers.CentreSerializer
+    investigator_serializer_class = serializers.InvestigatorCentreSerializer
+    opaque_kind = "centre"
     lookup_field = "code"
-    filterset_fields = ["country", "active"]
+    filterset_class = filters.CentreFilter
     ordering_fields = ["code", "name", "country"]
 
 
 class SurgeonViewSet(RegistryViewSet):
+    __doc__ = (
+        "Surgeons, known by code. Investigators get opaque surgeon and centre codes, `prior_pump_count` and `active`."
+        + INVESTIGATOR_SHAPE
+    )
+
     queryset = Surgeon.objects.select_related("centre")
     serializer_class = serializers.SurgeonSerializer
+    investigator_serializer_class = serializers.InvestigatorSurgeonSerializer
+    opaque_kind = "surgeon"
     lookup_field = "code"
     filterset_class = filters.SurgeonFilter
     ordering_fields = ["code", "prior_pump_count"]
+    investigator_ordering_fields = ["prior_pump_count"]
 
 
 class PatientViewSet(RegistryViewSet):
+    __doc__ = (
+        "Patients by registry pseudonym (no name, birth date or hospital number). Investigators get no pseudonym."
+        + INVESTIGATOR_SHAPE
+    )
+
     queryset = Patient.objects.select_related("centre")
     serializer_class = serializers.PatientSerializer
+    investigator_serializer_class = serializers.InvestigatorPatientSerializer
+    opaque_kind = "patient"
     filterset_class = filters.PatientFilter
     ordering_fields = ["id", "pseudonym", "birth_year"]
+    investigator_ordering_fields = ["birth_year"]
 
 
 class ImplantationViewSet(RegistryViewSet):
+    __doc__ = (
+        "Implantations (the index event) with their derived values. "
+        "Investigators get `implantation_year`, not `implanted_on`." + INVESTIGATOR_SHAPE
+    )
+
     queryset = Implantation.objects.select_related("patient__centre", "surgeon")
     serializer_class = serializers.ImplantationSerializer
+    investigator_serializer_class = serializers.InvestigatorImplantationSerializer
+    opaque_kind = "implantation"
     filterset_class = filters.ImplantationFilter
     ordering_fields = ["id", "implanted_on", "indication"]
+    investigator_ordering_fields = ["indication"]
 
     def base_queryset(self):
         return self.queryset.with_derived()
 
 
 class TreatmentViewSet(RegistryViewSet):
+    __doc__ = (
+        "HAI doses (and held cycles). Investigators get `given_day`, days from the implantation." + INVESTIGATOR_SHAPE
+    )
+
     queryset = Treatment.objects.all()
     serializer_class = serializers.TreatmentSerializer
+    investigator_serializer_class = serializers.InvestigatorTreatmentSerializer
+    opaque_kind = "treatment"
+    days_origin = serializers.IMPLANTATION_DATE
     filterset_class = filters.TreatmentFilter
     ordering_fields = ["id", "given_on"]
 
 
 class ComplicationViewSet(RegistryViewSet):
+    __doc__ = "Complications. Investigators get `onset_day`, days from the implantation." + INVESTIGATOR_SHAPE
+
     queryset = Complication.objects.select_related("type")
     serializer_class = serializers.ComplicationSerializer
+    investigator_serializer_class = serializers.InvestigatorComplicationSerializer
+    opaque_kind = "complication"
+    days_origin = serializers.IMPLANTATION_DATE
     filterset_class = filters.ComplicationFilter
     ordering_fields = ["id", "onset_on", "grade"]
+    investigator_ordering_fields = ["grade"]
 
 
 class FollowUpViewSet(RegistryViewSet):
+    __doc__ = (
+        "Follow-up contacts. Investigators get `contact_day`, `died_day`, `resection_day`, "
+        "`hepatic_progression_day`, `progression_day`, `pump_ended_day`: days from the implantation."
+        + INVESTIGATOR_SHAPE
+    )
+
     queryset = FollowUp.objects.all()
     serializer_class = serializers.FollowUpSerializer
+    investigator_serializer_class = serializers.InvestigatorFollowUpSerializer
+    opaque_kind = "follow-up"
+    days_origin = serializers.IMPLANTATION_DATE
     filterset_class = filters.FollowUpFilter
     ordering_fields = ["id", "contact_on"]
 
 
 class LiverTestViewSet(RegistryViewSet):
+    __doc__ = (
+        "Liver tests. Investigators get `measured_day`, days from the implantation (negative for a baseline)."
+        + INVESTIGATOR_SHAPE
+    )
+
     queryset = LiverTest.objects.all()
     serializer_class = serializers.LiverTestSerializer
+    investigator_serializer_class = serializers.InvestigatorLiverTestSerializer
+    opaque_kind = "liver-test"
+    days_origin = serializers.IMPLANTATION_DATE
     filterset_class = filters.LiverTestFilter
     ordering_fields = ["id", "measured_on"]
 
 
 class PerfusionCheckViewSet(RegistryViewSet):
+    __doc__ = "Perfusion checks. Investigators get `checked_day`, days from the implantation." + INVESTIGATOR_SHAPE
+
     queryset = PerfusionCheck.objects.all()
     serializer_class = serializers.PerfusionCheckSerializer
+    investigator_serializer_class = serializers.InvestigatorPerfusionCheckSerializer
+    opaque_kind = "perfusion-check"
+    days_origin = serializers.IMPLANTATION_DATE
     filterset_class = filters.PerfusionCheckFilter
     ordering_fields = ["id", "checked_on"]
 
 
 class SystemicTherapyLineViewSet(RegistryViewSet):
+    __doc__ = (
+        "Systemic therapy lines. Investigators get `started_day` and `ended_day`, days from the patient's first "
+        "implantation (negative before it; null without one)." + INVESTIGATOR_SHAPE
+    )
+
     queryset = SystemicTherapyLine.objects.all()
     serializer_class = serializers.SystemicTherapyLineSerializer
+    investigator_serializer_class = serializers.InvestigatorSystemicTherapyLineSerializer
+    opaque_kind = "systemic-therapy-line"
+    days_origin = serializers.FIRST_IMPLANTATION_DATE
     filterset_class = filters.SystemicTherapyLineFilter
     ordering_fields = ["id", "started_on", "line_number"]
+    investigator_ordering_fields = ["line_number"]
 
 
-class ComplicationTypeViewSet(ExportingListMixin, viewsets.ModelViewSet):
+class ComplicationTypeViewSet(StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
     """The complication vocabulary: everyone with a role reads it, the coordinator extends it."""
 
     queryset = ComplicationType.objects.all()
     serializer_class = serializers.ComplicationTypeSerializer
     lookup_field = "code"
-    filterset_fields = ["category", "grading_system", "catheter_related", "active"]
+    filterset_class = filters.ComplicationTypeFilter
     ordering_fields = ["code", "name"]
+    investigator_ordering_fields = ["code", "name"]
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
     def perform_create(self, serializer):
@@ -213,7 +347,7 @@ FIXED_VOCABULARIES = {
 }
 
 
-class VocabularyView(APIView):
+class VocabularyView(StrictQueryParameters, APIView):
     """Every fixed controlled vocabulary: code and label."""
 
     permission_classes = [CanReadRegistry]
@@ -243,7 +377,11 @@ class VocabularyView(APIView):
 
 
 class TokenView(APIView):
-    """Exchange a username and password for an API token (sent as `Authorization: Token <token>`)."""
+    """Exchange a username and password (and, with two-factor, a code) for an API token acting in one role.
+
+    Sent as `Authorization: Token <token>`. A user with several roles names the one the token acts in
+    (`role`). Repeated failures lock the username and the address out for a while (429).
+    """
 
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
@@ -252,17 +390,36 @@ class TokenView(APIView):
 
     @extend_schema(
         request=serializers.TokenRequestSerializer,
-        responses={200: serializers.TokenResponseSerializer, 400: ErrorSerializer, 429: ErrorSerializer},
+        responses={
+            200: serializers.TokenResponseSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Wrong credentials or code, a missing code, a role you do not hold or must name, "
+                "or two-factor authentication required but not set up (enrol at /account/two-factor/).",
+            ),
+            403: OpenApiResponse(ErrorSerializer, description="Too many unexpired tokens: revoke some first."),
+            429: OpenApiResponse(
+                ErrorSerializer, description="Too many requests, or locked out after repeated failed logins."
+            ),
+        },
         auth=[],
     )
     def post(self, request):
         body = serializers.TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = authenticate(request, username=body.validated_data["username"], password=body.validated_data["password"])
+        data = body.validated_data
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None and getattr(request, "axes_locked_out", False):
+            raise tokens.LockedOut(request)
         if user is None or not access.can_use_api(user):
             raise exceptions.ValidationError({"non_field_errors": ["Unable to log in with these credentials."]})
-        instance, token = AuthToken.objects.create(user=user)
-        return Response({"token": token, "expiry": instance.expiry})
+        # Role and token limit first: a recovery code is used up by the second-factor check.
+        role = tokens.choose_role(user, data.get("role"))
+        tokens.check_token_limit(user)
+        tokens.check_second_factor(request, user, data.get("otp", ""))
+        instance, token = tokens.create_token(user, role)
+        tokens.record_api_login(request, user)
+        return Response({"token": token, "expiry": instance.expiry, "role": instance.registry_role.role})
 
 
 @extend_schema(
@@ -273,6 +430,9 @@ class TokenView(APIView):
 class RevokeTokenView(LogoutView):
     """Revoke the token this request is made with."""
 
+    # The registry's one token scheme (a token without a role is refused here too).
+    authentication_classes = (RoleTokenAuthentication,)
+
 
 @extend_schema(
     request=None,
@@ -282,13 +442,15 @@ class RevokeTokenView(LogoutView):
 class RevokeAllTokensView(LogoutAllView):
     """Revoke every token of the requesting user."""
 
+    authentication_classes = (RoleTokenAuthentication,)
 
-class CentreReportViewSet(viewsets.ReadOnlyModelViewSet):
+
+class CentreReportViewSet(StrictQueryParameters, viewsets.ReadOnlyModelViewSet):
     """Monthly benchmark reports: a centre's users see their centres' reports, the coordinator all, investigators none."""
 
     permission_classes = [CanReadRegistry]
     serializer_class = serializers.CentreReportSerializer
-    filterset_fields = ["status", "delivery_state"]
+    filterset_class = filters.CentreReportFilter
     ordering_fields = ["id", "sent_at"]
 
     def perform_content_negotiation(self, request, force=False):

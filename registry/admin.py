@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.db.models import Exists, OuterRef
 from django.forms.models import BaseInlineFormSet
-from import_export.admin import ImportMixin
 from rangefilter.filters import DateRangeFilterBuilder
 
 from sites import access
 from sites.admin_mixins import AuditedAdmin, CentreScopedAdminMixin, CentreScopedInlineMixin, VisibleCentreListFilter
 
 from . import rules
+from .import_storage import UploaderStorageImportMixin
 from .models import (
     Complication,
     ComplicationType,
@@ -153,7 +153,7 @@ class ScopedSaveMixin:
 
 
 @admin.register(Implantation)
-class ImplantationAdmin(ImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
+class ImplantationAdmin(UploaderStorageImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
     list_display = [
         "__str__",
         "centre_code",
@@ -260,6 +260,13 @@ class PatientAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
         "prior_systemic_lines",
         "consent_on",
     ]
+
+    def get_readonly_fields(self, request, obj=None):
+        """The registry generates pseudonyms; only the coordinator sets one (a migration from another registry)."""
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not access.is_coordinator(request.user):
+            readonly.append("pseudonym")
+        return readonly
 
 
 class ChildRecordAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):

@@ -12,11 +12,12 @@ from .factories import ImplantationFactory, PatientFactory, SurgeonFactory
 
 def test_admin_create_change_delete_each_leave_a_history_row_with_the_user(client, data_manager_a, centre_a):
     client.force_login(data_manager_a)
-    client.post(reverse("admin:registry_patient_add"), patient_form(centre_a, pseudonym="PT-HIST-1"))
-    patient = Patient.objects.get(pseudonym="PT-HIST-1")
+    # The registry generates the pseudonym (only the coordinator sets one: tests/test_api_deidentification.py).
+    client.post(reverse("admin:registry_patient_add"), patient_form(centre_a))
+    patient = Patient.objects.get(centre=centre_a)
     client.post(
         reverse("admin:registry_patient_change", args=[patient.pk]),
-        patient_form(centre_a, pseudonym="PT-HIST-1", birth_year="1970"),
+        patient_form(centre_a, pseudonym=patient.pseudonym, birth_year="1970"),
     )
     client.post(reverse("admin:registry_patient_delete", args=[patient.pk]), {"post": "yes"})
 

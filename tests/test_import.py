@@ -144,6 +144,17 @@ def test_import_creates_rows_with_history_by_the_importing_user(data_manager_a, 
     assert Patient.history.count() == len(patients_a)  # patients are referenced, never touched
 
 
+@pytest.mark.parametrize("who", ["data_manager_a", "coordinator"])
+def test_an_import_never_creates_a_patient_or_sets_a_pseudonym(request, who, surgeon_a, patients_a):
+    """Pseudonyms are the registry's (README, "Pseudonyms and the centre's key list"): a row naming one
+    the registry does not know, say a hospital number, is an error, for the coordinator too."""
+    before = counts()
+    result = run_import(request.getfixturevalue(who), [good_row("PT-000001"), good_row("MRN-4471203")])
+    assert result.has_validation_errors() and list(errors_by_row(result)) == [2]
+    assert list(errors_by_row(result)[2]) == ["patient"]
+    assert counts() == before and not Patient.objects.filter(pseudonym="MRN-4471203").exists()
+
+
 def test_three_good_rows_and_one_bad_row_leave_nothing_behind(data_manager_a, surgeon_a, patients_a):
     before = counts()
     rows = [
