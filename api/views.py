@@ -376,7 +376,7 @@ class VocabularyView(StrictQueryParameters, APIView):
         )
 
 
-class TokenView(APIView):
+class TokenView(StrictQueryParameters, APIView):
     """Exchange a username and password (and, with two-factor, a code) for an API token acting in one role.
 
     Sent as `Authorization: Token <token>`. A user with several roles names the one the token acts in
@@ -427,7 +427,7 @@ class TokenView(APIView):
     description="Revoke the token this request is made with.",
     responses={204: OpenApiResponse(description="The token is revoked."), 401: ErrorSerializer},
 )
-class RevokeTokenView(LogoutView):
+class RevokeTokenView(StrictQueryParameters, LogoutView):
     """Revoke the token this request is made with."""
 
     # The registry's one token scheme (a token without a role is refused here too).
@@ -439,7 +439,7 @@ class RevokeTokenView(LogoutView):
     description="Revoke every token of the requesting user.",
     responses={204: OpenApiResponse(description="All the user's tokens are revoked."), 401: ErrorSerializer},
 )
-class RevokeAllTokensView(LogoutAllView):
+class RevokeAllTokensView(StrictQueryParameters, LogoutAllView):
     """Revoke every token of the requesting user."""
 
     authentication_classes = (RoleTokenAuthentication,)
