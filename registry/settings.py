@@ -4,6 +4,8 @@ Production sets DEBUG=0, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL.
 """
 
 import os
+import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,10 +32,18 @@ def env_list(name, default):
 # Off unless asked for: `make run` and the tests turn it on, production never does (fail closed).
 DEBUG = env_bool("DEBUG", False)
 
+# `manage.py makemigrations` / `sqlmigrate` only compare model definitions with migrations: they sign
+# nothing, serve nothing and send nothing, so they load without production's secrets (a throw-away key,
+# no mail). Decided from the command line, not from an environment variable an operator could leave set.
+SCHEMA_ONLY_COMMANDS = {"makemigrations", "sqlmigrate"}
+SCHEMA_ONLY = Path(sys.argv[0]).name == "manage.py" and len(sys.argv) > 1 and sys.argv[1] in SCHEMA_ONLY_COMMANDS
+
 _DEVELOPMENT_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production-0123456789"
 SECRET_KEY = os.environ.get("SECRET_KEY", _DEVELOPMENT_SECRET if DEBUG else "")
+if not SECRET_KEY and SCHEMA_ONLY:
+    SECRET_KEY = secrets.token_urlsafe(50)
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (for development, set DEBUG=1).")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -196,6 +206,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "hai-registry@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if SCHEMA_ONLY:
+    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
 if not DEBUG and EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":
     # The console backend would print every centre's confidential report into the log and mark it sent.
     raise ImproperlyConfigured(
