@@ -184,27 +184,7 @@ def test_killed_worker_run_finishes_with_every_report_sent_exactly_once(worker_e
     centres = report_world.build(centres=6, per_centre=8)
     log_path = tmp_path / "workers.log"
     with open(log_path, "w") as log:
-        first = start_worker(worker_env, "first", log)
-        try:
-            subprocess.run(
-                [sys.executable, "manage.py", "run_reports", "--period", "2024-06"],
-                cwd=ROOT,
-                env=worker_env,
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
-            run = ReportRun.objects.get()
-
-            def some_but_not_all_sent():
-                sent = CentreReport.objects.filter(run=run, delivery_state="sent").count()
-                return 1 <= sent < len(centres)
-
-            wait_for(some_but_not_all_sent, 120, "the first worker never got going:\n" + log_path.read_text()[-3000:])
-        finally:
-            kill(first)
-        sent_before_restart = CentreReport.objects.filter(run=run, delivery_state="sent").count()
-        assert sent_before_restart < len(centres), "the run finished before the worker was killed"
+        run = start_run_and_kill_worker_midway(worker_env, centres, log, log_path)
         # Redis hands a dead worker's unacknowledged tasks to the next worker
         # once their visibility timeout has passed.
         time.sleep(int(worker_env["CELERY_VISIBILITY_TIMEOUT"]) + 1)
@@ -224,19 +204,5 @@ def test_killed_worker_run_finishes_with_every_report_sent_exactly_once(worker_e
             capture_output=True,
             timeout=60,
         )
-
-        second = start_worker(worker_env, "second", log)
-        try:
-            wait_for(
-                lambda: ReportRun.objects.get(pk=run.pk).finished_at is not None,
-                180,
-                "the run did not finish after the restart:\n" + log_path.read_text()[-3000:],
-            )
-        finally:
-            kill(second)
-
-    run.refresh_from_db()
-    assert run.status == ReportRun.Status.COMPLETED
-    reports = list(CentreReport.objects.filter(run=run).select_related("centre"))
-    assert all(r.status == "rendered" and r.delivery_state == "sent" and r.pdf and r.checksum for r in reports)
-    assert emails_per_centre(worker_env["EMAIL_FILE_PATH"]) == {c.code: 1 for c in centres}
+        finish_with_second_worker(worker_env, run, log, log_path)
+    assert_every_report_sent_once(worker_env, run, centres)
