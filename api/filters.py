@@ -382,3 +382,19 @@ class CentreReportFilter(RegistryFilterSet):
     class Meta:
         model = CentreReport
         fields = ["status", "delivery_state"]
+
+
+from registry.data_quality import RULE_TITLES  # noqa: E402  (data queries, issue 12)
+from registry.models import DataQuery, DataQueryStatus  # noqa: E402
+
+
+class DataQueryFilter(RegistryFilterSet):
+    """Data queries by status, rule (a rule's code, or ``manual``) and centre (its code; unknown: 400)."""
+
+    status = filters.ChoiceFilter(choices=DataQueryStatus.choices, help_text="open, answered or closed.")
+    rule = filters.ChoiceFilter(choices=list(RULE_TITLES.items()), help_text="A rule's code, or 'manual' (by hand).")
+    centre = centre_filter("patient__centre_id")
+
+    class Meta:
+        model = DataQuery
+        fields = []

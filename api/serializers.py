@@ -422,6 +422,14 @@ InvestigatorSystemicTherapyLineSerializer = investigator_serializer(
 )
 
 
+class DeletionSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500,
+        help_text="Why the record is deleted; kept in the history of every row deleted, with your name. "
+        "No patient identifiers.",
+    )
+
+
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
@@ -483,3 +491,20 @@ class CentreReportSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         path = f"/api/v1/reports/{report.pk}/pdf/"
         return request.build_absolute_uri(path) if request else path
+
+
+from registry.models import DataQuery  # noqa: E402  (data queries, issue 12)
+
+
+class DataQuerySerializer(serializers.ModelSerializer):
+    """A data query (issue 12). These field names are a contract: add fields, never rename them."""
+
+    centre = serializers.CharField(source="patient.centre.code", read_only=True, help_text="The centre's code.")
+    implantation = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The implantation's id; null for a query about a patient or a systemic line."
+    )
+
+    class Meta:
+        model = DataQuery
+        fields = ["id", "centre", "implantation", "rule", "message", "status", "raised_on", "answer"]
+        read_only_fields = fields

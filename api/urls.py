@@ -16,6 +16,7 @@ router.register("liver-tests", views.LiverTestViewSet, basename="liver-test")
 router.register("perfusion-checks", views.PerfusionCheckViewSet, basename="perfusion-check")
 router.register("systemic-therapy-lines", views.SystemicTherapyLineViewSet, basename="systemic-therapy-line")
 router.register("reports", views.CentreReportViewSet, basename="report")
+router.register("data-queries", views.DataQueryViewSet, basename="data-query")
 router.register("vocabularies/complication-types", views.ComplicationTypeViewSet, basename="complication-type")
 
 app_name = "api"

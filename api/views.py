@@ -27,7 +27,7 @@ from registry.models import (
 )
 from registry.services import delete_record
 from reports.models import CentreReport
-from sites import access
+from sites import access, reads
 from sites.models import Centre, Surgeon
 
 from . import filters, serializers, tokens
@@ -37,6 +37,7 @@ from .errors import ErrorSerializer
 from .models import ExportLog
 from .parameters import StrictQueryParameters
 from .permissions import CanReadRegistry
+from .preconditions import ConditionalWritesMixin
 from .renderers import EchoBuffer, csv_cell
 
 
@@ -69,12 +70,14 @@ class ExportingListMixin:
         serializer = self.get_serializer()
         columns = list(serializer.fields)
         log = log_export(request, "csv", 0, completed=False)
+        # Each row is noted as it streams; the read log's row is written when the stream closes (sites.reads).
+        records = reads.noting(request, queryset.iterator(chunk_size=self.csv_chunk_size), queryset.model)
 
         def rows():
             writer = csv.writer(EchoBuffer())
             yield writer.writerow(columns)
             count = 0
-            for record in queryset.iterator(chunk_size=self.csv_chunk_size):
+            for record in records:
                 data = serializer.to_representation(record)
                 yield writer.writerow([csv_cell(data.get(column)) for column in columns])
                 count += 1
@@ -93,7 +96,7 @@ INVESTIGATOR_SHAPE = (
 )
 
 
-class RegistryViewSet(StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
+class RegistryViewSet(ConditionalWritesMixin, StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
     """Reads come from ``readable_by``, writes from ``editable_by``: the one scoping rule.
 
     Investigators (``access.must_deidentify``) get ``investigator_serializer_class`` (api.serializers,
@@ -146,17 +149,24 @@ class RegistryViewSet(StrictQueryParameters, ExportingListMixin, viewsets.ModelV
         """Investigators name the row by its opaque code; one that is not theirs, or of no row, is a 404."""
         deidentifier = self.deidentifier
         if deidentifier is None:
-            return super().get_object()
+            return reads.note(self.request, super().get_object())  # reads are logged (sites.reads)
         code = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         pk = deidentifier.decode(self.opaque_kind, code)
         if pk is None:
             raise exceptions.NotFound()
         record = get_object_or_404(self.filter_queryset(self.get_queryset()), pk=pk)
         self.check_object_permissions(self.request, record)
-        return record
+        return reads.note(self.request, record)
+
+    def paginate_queryset(self, queryset):
+        """A list response's page of rows is noted as read (sites.reads; investigators' too, with real ids)."""
+        page = super().paginate_queryset(queryset)
+        reads.note(self.request, page if page is not None else queryset)  # unpaginated: read when written
+        return page
 
     def perform_destroy(self, instance):
-        delete_record(instance, user=self.request.user)
+        data = self.request.data if isinstance(self.request.data, dict) else {}
+        delete_record(instance, user=self.request.user, reason=data.get("reason", ""))
 
 
 class CentreViewSet(RegistryViewSet):
@@ -309,7 +319,7 @@ class SystemicTherapyLineViewSet(RegistryViewSet):
     investigator_ordering_fields = ["line_number"]
 
 
-class ComplicationTypeViewSet(StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
+class ComplicationTypeViewSet(ConditionalWritesMixin, StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
     """The complication vocabulary: everyone with a role reads it, the coordinator extends it."""
 
     queryset = ComplicationType.objects.all()
@@ -319,9 +329,6 @@ class ComplicationTypeViewSet(StrictQueryParameters, ExportingListMixin, viewset
     ordering_fields = ["code", "name"]
     investigator_ordering_fields = ["code", "name"]
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
-
-    def perform_create(self, serializer):
-        serializer.save()
 
 
 FIXED_VOCABULARIES = {
@@ -478,4 +485,37 @@ class CentreReportViewSet(StrictQueryParameters, viewsets.ReadOnlyModelViewSet):
             report.pdf.open("rb"),
             content_type="application/pdf",
             filename=f"{report.centre.code}-{report.run.period:%Y-%m}.pdf",
+        )
+
+
+from registry.models import DataQuery  # noqa: E402  (data queries, issue 12)
+
+
+class CanReadDataQueries(permissions.BasePermission):
+    """Data queries are operational, not research data (``access.can_read_data_queries``): investigators get a 403."""
+
+    message = "Data queries are for the coordinator and the centres' own users, not for investigators."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and access.can_read_data_queries(user))
+
+
+class DataQueryViewSet(StrictQueryParameters, viewsets.ReadOnlyModelViewSet):
+    """Data queries (issue 12): raised by the data-quality rules or by the coordinator, answered by the centre.
+
+    A centre's users see their centres' queries, the coordinator all; investigators none (403: a query names
+    a record by its id and quotes its dates and values). Filters: `status` (open, answered, closed), `rule`
+    (a rule's code, or `manual`), `centre` (code).
+    """
+
+    permission_classes = [CanReadDataQueries]
+    serializer_class = serializers.DataQuerySerializer
+    filterset_class = filters.DataQueryFilter
+    ordering_fields = ["id", "raised_on"]
+    queryset = DataQuery.objects.all()
+
+    def get_queryset(self):
+        return (
+            self.queryset.visible_to(self.request.user).select_related("patient__centre").order_by("-raised_on", "-id")
         )

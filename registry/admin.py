@@ -1,12 +1,19 @@
 from django.contrib import admin
 from django.db.models import Exists, OuterRef
-from django.forms.models import BaseInlineFormSet
 from rangefilter.filters import DateRangeFilterBuilder
 
 from sites import access
-from sites.admin_mixins import AuditedAdmin, CentreScopedAdminMixin, CentreScopedInlineMixin, VisibleCentreListFilter
+from sites.admin_mixins import (
+    AuditedAdmin,
+    AuditedInlineMixin,
+    CentreScopedAdminMixin,
+    CentreScopedInlineMixin,
+    ReasonedDeletionFormSet,
+    VisibleCentreListFilter,
+)
 
 from . import rules
+from .admin_consent import ConsentWithdrawalMixin
 from .import_storage import UploaderStorageImportMixin
 from .models import (
     Complication,
@@ -39,7 +46,7 @@ def _kept_forms(formset):
     ]
 
 
-class TreatmentFormSet(BaseInlineFormSet):
+class TreatmentFormSet(ReasonedDeletionFormSet):
     def clean(self):
         super().clean()
         doses = [f for f in _kept_forms(self) if f.cleaned_data.get("dose_change") != DoseChange.HELD]
@@ -53,7 +60,7 @@ class TreatmentFormSet(BaseInlineFormSet):
             raise ValidationError(message + " Clear 'Never-treated reason' above or remove the doses.")
 
 
-class FollowUpFormSet(BaseInlineFormSet):
+class FollowUpFormSet(ReasonedDeletionFormSet):
     def clean(self):
         super().clean()
         dose_count = getattr(self.instance, "_pending_dose_count", None)
@@ -71,7 +78,7 @@ class FollowUpFormSet(BaseInlineFormSet):
                 form.add_error("pump_never_used", errors["never_treated_reason"] + " Choose it above.")
 
 
-class ImplantationChildInline(CentreScopedInlineMixin, admin.StackedInline):
+class ImplantationChildInline(AuditedInlineMixin, CentreScopedInlineMixin, admin.StackedInline):
     extra = 0
 
 
@@ -144,12 +151,23 @@ class ImplantationCentreFilter(VisibleCentreListFilter):
 
 
 class ScopedSaveMixin:
-    """Saves go through the service, which re-checks the centre and records who did it."""
+    """Saves and deletions go through the service, which re-checks the centre and records who did it and why."""
 
     def save_model(self, request, obj, form, change):
         from .services import save_record
 
         save_record(obj, user=request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        from .services import may_delete
+
+        return super().has_delete_permission(request, obj) and (obj is None or may_delete(request.user, obj))
+
+    def delete_model(self, request, obj):
+        from .services import delete_record
+
+        self.use_opened_version(request, obj)
+        delete_record(obj, user=request.user, reason=self.deletion_reason(request))
 
 
 @admin.register(Implantation)
@@ -230,7 +248,7 @@ class ImplantationAdmin(UploaderStorageImportMixin, CentreScopedAdminMixin, Scop
         return obj.surgeon_sequence if obj.pk else None
 
 
-class ImplantationInline(CentreScopedInlineMixin, admin.TabularInline):
+class ImplantationInline(AuditedInlineMixin, CentreScopedInlineMixin, admin.TabularInline):
     model = Implantation
     extra = 0
     fields = ["implanted_on", "surgeon", "indication", "approach", "device"]
@@ -239,13 +257,13 @@ class ImplantationInline(CentreScopedInlineMixin, admin.TabularInline):
     verbose_name_plural = "implantations (open one to enter doses, complications, liver tests and follow-ups)"
 
 
-class SystemicTherapyLineInline(CentreScopedInlineMixin, admin.TabularInline):
+class SystemicTherapyLineInline(AuditedInlineMixin, CentreScopedInlineMixin, admin.TabularInline):
     model = SystemicTherapyLine
     extra = 0
 
 
 @admin.register(Patient)
-class PatientAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
+class PatientAdmin(ConsentWithdrawalMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
     list_display = ["pseudonym", "centre", "birth_year", "sex", "primary_tumour"]
     list_filter = [VisibleCentreListFilter, "primary_tumour", "sex"]
     search_fields = ["pseudonym"]
@@ -318,3 +336,6 @@ class ComplicationTypeAdmin(AuditedAdmin):
     list_display = ["name", "code", "category", "grading_system", "catheter_related", "active"]
     list_filter = ["category", "grading_system", "active"]
     search_fields = ["name", "code"]
+
+
+from . import admin_quality  # noqa: E402,F401  (data queries and the FUDR table, issue 12)

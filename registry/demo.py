@@ -916,6 +916,7 @@ def clinical_models():
     """Clinical tables, children first."""
     from .models import (
         Complication,
+        DataQuery,
         FollowUp,
         Implantation,
         LiverTest,
@@ -925,7 +926,17 @@ def clinical_models():
         Treatment,
     )
 
-    return [FollowUp, LiverTest, Complication, PerfusionCheck, Treatment, SystemicTherapyLine, Implantation, Patient]
+    return [
+        DataQuery,  # data-quality queries about the records (issue 12)
+        FollowUp,
+        LiverTest,
+        Complication,
+        PerfusionCheck,
+        Treatment,
+        SystemicTherapyLine,
+        Implantation,
+        Patient,
+    ]
 
 
 def existing_data():

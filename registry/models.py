@@ -11,6 +11,7 @@ never stored or typed in.
 import secrets
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -20,6 +21,7 @@ from django.utils import timezone
 from sites.history import audited_history
 from sites.models import Centre, Surgeon
 from sites.querysets import CentreScopedQuerySet
+from sites.versioning import Versioned
 
 from . import rules
 from .vocabulary import (
@@ -60,7 +62,7 @@ def new_pseudonym():
     return "HAI-" + "".join(secrets.choice(PSEUDONYM_ALPHABET) for _ in range(8))
 
 
-class ComplicationType(models.Model):
+class ComplicationType(Versioned):
     """Controlled vocabulary of complications; the coordinator extends it."""
 
     code = models.SlugField(
@@ -98,7 +100,7 @@ class ComplicationType(models.Model):
         return self.name
 
 
-class Patient(models.Model):
+class Patient(Versioned):
     """A patient, known by registry pseudonym only: no name, birth date or hospital number."""
 
     centre_lookup = "centre"
@@ -181,7 +183,7 @@ DUPLICATE_IMPLANTATION_MESSAGE = (
 )
 
 
-class Implantation(models.Model):
+class Implantation(Versioned):
     """The index event: one pump (or port) placed, whether or not it ever delivered a dose."""
 
     centre_lookup = "patient__centre"
@@ -348,7 +350,7 @@ class Implantation(models.Model):
             raise ValidationError(errors)
 
 
-class ImplantationChild(models.Model):
+class ImplantationChild(Versioned):
     """A record that hangs off one implantation and is dated on or after it."""
 
     centre_lookup = "implantation__patient__centre"
@@ -601,7 +603,7 @@ class LiverTest(ImplantationChild):
             raise ValidationError(errors)
 
 
-class SystemicTherapyLine(models.Model):
+class SystemicTherapyLine(Versioned):
     """A line of systemic chemotherapy; earlier lines are baseline data and may precede the implantation."""
 
     centre_lookup = "patient__centre"
@@ -778,5 +780,302 @@ class FollowUp(ImplantationChild):
                 pump_never_used=True,
             ).items():
                 errors.setdefault("pump_never_used", message)
+        if errors:
+            raise ValidationError(errors)
+
+
+class ConsentWithdrawal(models.Model):
+    """A tombstone: the patient withdrew consent and their records were erased (issue 11).
+
+    Written by ``registry.services.withdraw_consent``, never changed or deleted. It says
+    which registry record went (the former id and the registry pseudonym, which is not an
+    identifier of the person), who recorded the withdrawal, when and why, and how many
+    rows of each kind were erased. Nothing clinical: no date of birth, tumour, dates of
+    care or values, so its own history holds nothing clinical either.
+    """
+
+    centre_lookup = "centre"
+
+    former_patient_id = models.PositiveBigIntegerField(
+        help_text="The erased patient's registry id (not a link: the row is gone)."
+    )
+    pseudonym = models.CharField(max_length=20, help_text="The erased patient's registry pseudonym.")
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="consent_withdrawals")
+    withdrawn_on = models.DateField(verbose_name="consent withdrawn on")
+    reason = models.TextField(
+        help_text="Why, as recorded by the coordinator, e.g. 'patient's written request to the centre, "
+        "ref. letter of 3 March'. No names, hospital numbers or clinical details."
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    recorded_by_name = models.CharField(
+        max_length=150, editable=False, help_text="The recorder's username, kept if the account is deleted."
+    )
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    erased_counts = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text='Rows erased per kind, e.g. {"implantations": 2, "treatments": 14, "history_rows": 40}.',
+    )
+
+    history = audited_history()
+    objects = CentreScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["former_patient_id"], name="consent_withdrawal_once_per_patient"),
+            models.CheckConstraint(condition=~Q(reason=""), name="consent_withdrawal_has_reason"),
+        ]
+
+    def __str__(self):
+        return f"{self.pseudonym}: consent withdrawn on {self.withdrawn_on}"
+
+
+# --- Data quality (issue 12): queries on records, and the MSKCC FUDR dose-modification table -------------
+
+
+class DataQueryStatus(models.TextChoices):
+    """A query's step in the data resolution workflow (REDCap's data resolution workflow, OpenClinica's notes)."""
+
+    OPEN = "open", "Open: awaiting the centre's answer"
+    ANSWERED = "answered", "Answered: awaiting the coordinator"
+    CLOSED = "closed", "Closed"
+
+
+# The rule code of a query raised by hand by the coordinator (registry.data_quality names the others).
+MANUAL_RULE = "manual"
+
+# The records a query may be about: every kind of clinical record (model label, lower case as Django's).
+DATA_QUERY_RECORD_MODELS = (
+    "registry.patient",
+    "registry.implantation",
+    "registry.treatment",
+    "registry.complication",
+    "registry.livertest",
+    "registry.followup",
+    "registry.perfusioncheck",
+    "registry.systemictherapyline",
+)
+
+
+class DataQueryQuerySet(CentreScopedQuerySet):
+    def unresolved(self):
+        """Open or answered: not yet closed (what the report counts and the unique constraint covers)."""
+        return self.exclude(status=DataQueryStatus.CLOSED)
+
+
+class DataQuery(Versioned):
+    """A question about one record (or one field of it), raised by a rule or by the coordinator.
+
+    The workflow (``registry.data_quality_services``): raised (open) -> answered by the centre's data
+    manager (or the coordinator), who may also correct the record -> closed by the coordinator, or
+    re-opened. A rule closes its own query when it no longer finds the problem (``closed_automatically``).
+    Who and when of each step are fields here and rows of the history.
+    """
+
+    centre_lookup = "patient__centre"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="data_queries")
+    implantation = models.ForeignKey(
+        Implantation,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="data_queries",
+        help_text="Empty for a query about the patient or a systemic therapy line.",
+    )
+    record_model = models.CharField(
+        max_length=40,
+        choices=[(label, label) for label in DATA_QUERY_RECORD_MODELS],
+        help_text="The kind of record the query is about, as a model label (e.g. registry.treatment).",
+    )
+    record_id = models.PositiveBigIntegerField(help_text="The id of that record.")
+    field_name = models.CharField(
+        max_length=60, blank=True, help_text="The field the query is about; empty for the record as a whole."
+    )
+    rule = models.CharField(
+        max_length=60,
+        default=MANUAL_RULE,
+        help_text=f"The rule's stable code (registry.data_quality), or '{MANUAL_RULE}' for a query raised by hand.",
+    )
+    message = models.TextField(help_text="The question. No patient identifiers (the registry pseudonym is fine).")
+    status = models.CharField(max_length=10, choices=DataQueryStatus.choices, default=DataQueryStatus.OPEN)
+    raised_on = models.DateTimeField(default=timezone.now, help_text="When the query was raised.")
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The coordinator who raised it by hand; empty for a rule's query.",
+    )
+    answer = models.TextField(blank=True, help_text="The centre's answer: what was corrected, or why the value stands.")
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_automatically = models.BooleanField(
+        default=False, help_text="Closed by its rule, which no longer finds the problem (the data was corrected)."
+    )
+    close_note = models.TextField(blank=True, help_text="Why it was closed (the rule writes its own note).")
+
+    history = audited_history()
+    objects = DataQueryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-raised_on", "-id"]
+        verbose_name = "data query"
+        verbose_name_plural = "data queries"
+        constraints = [
+            # One rule raises at most one unresolved query per record: re-running a rule finds it and raises
+            # no duplicate (registry.data_quality_services.run_checks). Its index also serves the run's read
+            # of a rule's unresolved queries. Hand-raised queries may be several on one record.
+            models.UniqueConstraint(
+                fields=["rule", "record_model", "record_id"],
+                condition=~Q(status="closed") & ~Q(rule=MANUAL_RULE),
+                name="data_query_one_unresolved_per_rule_and_record",
+            ),
+            models.CheckConstraint(condition=Q(status__in=DataQueryStatus.values), name="data_query_status_vocabulary"),
+            models.CheckConstraint(
+                condition=Q(record_model__in=DATA_QUERY_RECORD_MODELS), name="data_query_record_model_vocabulary"
+            ),
+            models.CheckConstraint(condition=~Q(rule=""), name="data_query_has_rule"),
+            models.CheckConstraint(condition=~Q(message=""), name="data_query_has_message"),
+            # An answer and its time go together; an answered query has both.
+            models.CheckConstraint(
+                condition=(Q(answer="") & Q(answered_at__isnull=True)) | (~Q(answer="") & Q(answered_at__isnull=False)),
+                name="data_query_answer_with_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="answered") | ~Q(answer=""), name="data_query_answered_has_answer"
+            ),
+            # Closed, and only closed, has a closing time; who closed it is kept unless the rule did.
+            models.CheckConstraint(
+                condition=(Q(status="closed") & Q(closed_at__isnull=False))
+                | (~Q(status="closed") & Q(closed_at__isnull=True) & Q(closed_by__isnull=True)),
+                name="data_query_closed_iff_closing_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_automatically=False) | (Q(status="closed") & Q(closed_by__isnull=True)),
+                name="data_query_automatic_close_by_no_one",
+            ),
+            # A rule's query is raised by no one; only a hand-raised query names its author.
+            models.CheckConstraint(
+                condition=Q(rule=MANUAL_RULE) | Q(raised_by__isnull=True), name="data_query_rule_raised_by_no_one"
+            ),
+            models.CheckConstraint(
+                condition=Q(answered_at__isnull=True) | Q(answered_at__gte=F("raised_on")),
+                name="data_query_answered_after_raised",
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True) | Q(closed_at__gte=F("raised_on")),
+                name="data_query_closed_after_raised",
+            ),
+        ]
+        indexes = [
+            # A centre's queries by status: the admin list and API list filtered by centre and status, and the
+            # report's open-query counts (patient__centre = X AND status <> 'closed').
+            models.Index(fields=["patient", "status"], name="data_query_patient_status_idx"),
+            # The queries about one record: the links on a record's admin page, and a rule's automatic close.
+            models.Index(fields=["record_model", "record_id"], name="data_query_record_idx"),
+            # Every centre's queries of one rule or status, newest first: the coordinator's list and the API's
+            # ?rule= / ?status= filters with the default ordering.
+            models.Index(fields=["status", "rule", "-raised_on"], name="data_query_status_rule_idx"),
+        ]
+
+    def __str__(self):
+        return f"Query {self.pk or '(new)'} ({self.rule}): {self.record_label}"
+
+    @property
+    def record_label(self):
+        kind = self.record_model.rsplit(".", 1)[-1]
+        where = f".{self.field_name}" if self.field_name else ""
+        return f"{kind} {self.record_id}{where}"
+
+
+class LiverTestAnalyte(models.TextChoices):
+    """The three liver tests of the MSKCC FUDR dose-modification table, in the registry's units."""
+
+    AST = "ast", "AST (U/L)"
+    ALP = "alp", "Alkaline phosphatase (U/L)"
+    BILIRUBIN = "bilirubin", "Total bilirubin (µmol/L)"
+
+
+class FudrDoseBand(Versioned):
+    """One row of the FUDR dose-modification table (``registry.data_quality``, MSKCC, Kemeny et al.).
+
+    For one analyte and one band of its reference value (the value at the last FUDR fill), the ratio
+    of the value at the next fill to the reference in [``ratio_from``, ``ratio_below``) calls for
+    ``dose_percent`` of the FUDR dose (0 = hold). Values are in the registry's units: U/L for AST and
+    ALP, µmol/L for bilirubin. Seeded with the published table by migration 0010; the coordinator may
+    adjust the bands in the admin (every change kept in the history).
+    """
+
+    analyte = models.CharField(max_length=10, choices=LiverTestAnalyte.choices)
+    reference_from = models.DecimalField(
+        max_digits=8, decimal_places=2, help_text="This band's reference values start here (inclusive)."
+    )
+    reference_below = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="... and end below this (exclusive); empty for no upper end.",
+    )
+    ratio_from = models.DecimalField(
+        max_digits=5, decimal_places=2, help_text="Value at the next fill ÷ reference value, from (inclusive)."
+    )
+    ratio_below = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, help_text="... below (exclusive); empty for no end."
+    )
+    dose_percent = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(100)], help_text="FUDR dose to give, % of the last dose; 0 means hold."
+    )
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["analyte", "reference_from", "ratio_from"]
+        verbose_name = "FUDR dose-modification band"
+        constraints = [
+            models.CheckConstraint(condition=Q(analyte__in=LiverTestAnalyte.values), name="fudr_band_analyte"),
+            models.CheckConstraint(condition=Q(dose_percent__lte=100), name="fudr_band_percent_range"),
+            models.CheckConstraint(
+                condition=Q(reference_from__gte=0) & Q(ratio_from__gte=0), name="fudr_band_bounds_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(reference_below__isnull=True) | Q(reference_below__gt=F("reference_from")),
+                name="fudr_band_reference_range_order",
+            ),
+            models.CheckConstraint(
+                condition=Q(ratio_below__isnull=True) | Q(ratio_below__gt=F("ratio_from")),
+                name="fudr_band_ratio_range_order",
+            ),
+            models.UniqueConstraint(fields=["analyte", "reference_from", "ratio_from"], name="fudr_band_one_per_start"),
+        ]
+
+    def __str__(self):
+        ref = (
+            f"{self.reference_from}–{self.reference_below}"
+            if self.reference_below is not None
+            else f"≥ {self.reference_from}"
+        )
+        ratio = f"{self.ratio_from}–<{self.ratio_below}" if self.ratio_below is not None else f"≥ {self.ratio_from}"
+        action = "hold" if self.dose_percent == 0 else f"{self.dose_percent}%"
+        return f"{self.get_analyte_display()}, reference {ref}: × {ratio} → {action}"
+
+    def clean(self):
+        errors = {}
+        if self.reference_below is not None and self.reference_from is not None:
+            if self.reference_below <= self.reference_from:
+                errors["reference_below"] = "The band must end above where it starts."
+        if self.ratio_below is not None and self.ratio_from is not None and self.ratio_below <= self.ratio_from:
+            errors["ratio_below"] = "The ratio range must end above where it starts."
         if errors:
             raise ValidationError(errors)

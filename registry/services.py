@@ -1,10 +1,12 @@
 """Writes to the clinical record. Admin, import and API all save through here."""
 
-from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, router, transaction
+from django.db.models.deletion import Collector
 from simple_history.utils import update_change_reason
 
 from sites import access
+from sites.versioning import StaleRecord
 
 
 def _check_can_edit(record, user):
@@ -75,12 +77,54 @@ def save_record(record, *, user, reason=""):
     return record
 
 
+DELETION_REASON_REQUIRED = "Give a reason for deleting this record; it is kept in the record's history."
+PATIENT_WITH_RECORDS_MESSAGE = (
+    "Only the registry coordinator may delete a patient who has clinical records (implantations or systemic "
+    "therapy lines). Delete those first, each with its reason, or ask the coordinator."
+)
+
+
+def patient_has_clinical_records(patient):
+    return patient.implantations.exists() or patient.systemic_lines.exists()
+
+
+def may_delete(user, record):
+    """The deletion rules beyond the centre: the one place the admin's buttons and the service ask."""
+    from .models import Patient
+
+    if isinstance(record, Patient) and record.pk and not access.is_coordinator(user):
+        return not patient_has_clinical_records(record)
+    return True
+
+
 @transaction.atomic
-def delete_record(record, *, user):
+def delete_record(record, *, user, reason):
+    """Delete a record and what hangs off it, each history row naming the user and the reason.
+
+    Raises ``ValidationError`` without a reason, ``PermissionDenied`` outside the user's centres or for a
+    patient with clinical records and a user who is not the coordinator, and ``StaleRecord`` when the
+    record was changed since the caller read it.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": DELETION_REASON_REQUIRED})
     _check_can_edit(record, user)
     _lock_patient_of(record)
-    record._history_user = user
-    record.delete()
+    stored = type(record)._base_manager.select_for_update().filter(pk=record.pk).values_list("version", flat=True)
+    stored_version = stored.first()
+    if stored_version is not None and stored_version != record.version:
+        raise StaleRecord(record, record.version)
+    if not may_delete(user, record):
+        raise PermissionDenied(PATIENT_WITH_RECORDS_MESSAGE)
+    # The rows the deletion cascades to are collected first, so that each one's history row
+    # (django-simple-history writes it on post_delete) carries the same author and reason.
+    collector = Collector(using=router.db_for_write(type(record), instance=record))
+    collector.collect([record])
+    for instances in collector.data.values():
+        for instance in instances:
+            instance._history_user = user
+            instance._change_reason = reason
+    collector.delete()
 
 
 def restore_complication_types():
@@ -93,3 +137,78 @@ def restore_complication_types():
             code=code,
             defaults={"name": name, "grading_system": grading, "category": category, "catheter_related": catheter},
         )
+
+
+WITHDRAWAL_COORDINATOR_ONLY = "Only the registry coordinator records a withdrawal of consent."
+
+
+def withdraw_consent(patient, *, user, withdrawn_on, reason):
+    """Record that ``patient`` withdrew consent, and erase their records (issue 11); returns the tombstone.
+
+    Erasure, as under GDPR art. 17: from the commit on the patient is in no statistic, report or
+    export. In one transaction, with the patient's row locked (``_lock_patient_of``):
+
+    * every clinical row of the patient: the patient, implantations with their perfusion checks, HAI
+      doses, complications, liver tests and follow-ups, and systemic therapy lines;
+    * every history row of those records (also of records deleted earlier, and the "-" rows this
+      delete writes) and the admin log's entries naming them;
+    * the patient's rows in report runs' frozen cohorts, their cases in stored reports' "Cases to
+      review" (the stored copy is then rendered again), the pseudonym in outlier reviews' free text;
+    * then a ``ConsentWithdrawal`` tombstone: former id, pseudonym, centre, date, reason, who and
+      when, and counts of rows erased per kind, nothing clinical.
+
+    Aggregates already sent stay: rendered reports' figures and emailed PDFs (no patient named), runs'
+    case-mix models, export logs (no values). Cached statistics are keyed by the data version, bumped
+    on commit. ``registry.consent`` gives the details. Backups keep the data until they age out
+    (README, "Consent withdrawal and backups"); ``reapply_consent_withdrawals`` erases again after a
+    restore.
+
+    Raises ``PermissionDenied`` for anyone but the coordinator, ``ValidationError`` for a missing
+    reason or a date in the future or before the patient's consent date.
+    """
+    from django.core.exceptions import ValidationError
+
+    from . import consent, rules
+    from .models import ConsentWithdrawal, Patient
+
+    if not access.is_coordinator(user):
+        raise PermissionDenied(WITHDRAWAL_COORDINATOR_ONLY)
+    with transaction.atomic():
+        _lock_patient_of(patient)
+        patient = Patient.objects.get(pk=patient.pk)  # as it stands now that it is locked
+        reason = (reason or "").strip()
+        errors = {}
+        if not reason:
+            errors["reason"] = "Say why (e.g. the patient's letter to the centre); no names or clinical details."
+        if withdrawn_on is None:
+            errors["withdrawn_on"] = "Give the date consent was withdrawn."
+        elif withdrawn_on > rules.today():
+            errors["withdrawn_on"] = "The date of the withdrawal cannot be in the future."
+        elif patient.consent_on and withdrawn_on < patient.consent_on:
+            errors["withdrawn_on"] = f"Consent was given on {patient.consent_on}; it cannot be withdrawn before."
+        if ConsentWithdrawal.objects.filter(former_patient_id=patient.pk).exists():
+            errors["__all__"] = (
+                "A withdrawal is already recorded for this registry id: run reapply_consent_withdrawals."
+            )
+        if errors:
+            raise ValidationError(errors)
+        tombstone = ConsentWithdrawal(
+            former_patient_id=patient.pk,
+            pseudonym=patient.pseudonym,
+            centre_id=patient.centre_id,
+            withdrawn_on=withdrawn_on,
+            reason=reason,
+            recorded_by=user,
+            recorded_by_name=user.get_username(),
+        )
+        counts, implantation_ids = consent.erase_patient_records(patient.pk)
+        counts.update(
+            consent.erase_derived_copies(
+                patient_ids=[patient.pk], pseudonyms=[patient.pseudonym], implantation_ids=implantation_ids
+            )
+        )
+        tombstone.erased_counts = counts
+        tombstone._history_user = user
+        tombstone.save()
+        consent.forget_cached_statistics()
+    return tombstone

@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Writes one sites.RecordRead per request that read patients' records (sites.reads), after the response.
+    "sites.reads.ReadLogMiddleware",
     # request.user.is_verified(): has this session given its second factor?
     "django_otp.middleware.OTPMiddleware",
     # With REQUIRE_2FA, a session that has not given it reaches only /account/ (sites.authentication).

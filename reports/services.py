@@ -223,7 +223,7 @@ def render_report(report_id):
         method_version=run.method_version,
         case_mix=run.case_mix or None,  # None (a run frozen before the model existed): fitted on the snapshot
         previous=_previous_numbers(report),
-        extra={"late_entries": _late_entries(report)},
+        extra={"late_entries": _late_entries(report), "data_queries": _open_data_queries(report)},
     )
     alarms = [
         {"measure": c["key"], "level": "alarm", "surgeon": None}
@@ -300,6 +300,13 @@ def _late_entries(report):
         implanted_on__lte=timezone.localtime(previous).date(),
     ).count()
     return {"count": count, "since": timezone.localtime(previous).strftime("%Y-%m-%d %H:%M")}
+
+
+def _open_data_queries(report):
+    """The centre's data queries not closed at the run's data cut, by rule (the completeness section)."""
+    from registry.data_quality import open_query_counts
+
+    return open_query_counts(report.centre, as_of=report.run.data_cut)
 
 
 def _cases_to_review(report, alarms):

@@ -185,3 +185,28 @@ def surgeon_comparison_visible(user, surgeon, run_or_none):
         return False
     statuses = set(run_or_none.outlier_reviews.filter(surgeon_id=surgeon_id).values_list("status", flat=True))
     return statuses == {"signed_off"}
+
+
+# --- Data queries (registry.DataQuery, issue 12) ------------------------------------------
+
+
+def can_read_data_queries(user):
+    """Data queries are operational, not research data: the coordinator and the centres' own users, never
+    investigators (a query names a record by its id and quotes its dates and values)."""
+    a = access_for(user)
+    return a.coordinator or bool(a.own_centre_ids)
+
+
+def can_raise_data_query(user):
+    return access_for(user).coordinator
+
+
+def can_answer_data_query(user, centre_id):
+    """A data manager of the record's centre, or the coordinator; a centre lead reads only."""
+    a = access_for(user)
+    return a.coordinator or centre_id in a.managed_centre_ids
+
+
+def can_close_data_query(user):
+    """Closing and re-opening are the coordinator's: no data manager closes a query about their own data."""
+    return access_for(user).coordinator

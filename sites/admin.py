@@ -9,10 +9,11 @@ from django_otp.plugins.otp_static.admin import StaticDeviceAdmin
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from rangefilter.filters import DateRangeFilterBuilder
 
 from . import access, two_factor
 from .admin_mixins import AuditedAdmin, CentreScopedAdminMixin, VisibleCentreListFilter
-from .models import Centre, Membership, ReportRecipient, Surgeon
+from .models import Centre, Membership, RecordRead, ReportRecipient, Surgeon
 
 
 class ReportRecipientInline(admin.TabularInline):
@@ -84,6 +85,51 @@ class LoginFailureLogAdmin(ReadOnlyLogAdmin, axes_admin.AccessFailureLogAdmin):
 admin.site.register(AccessAttempt, LoginAttemptAdmin)
 admin.site.register(AccessLog, LoginLogAdmin)
 admin.site.register(AccessFailureLog, LoginFailureLogAdmin)
+
+
+@admin.register(RecordRead)
+class RecordReadAdmin(ReadOnlyLogAdmin, admin.ModelAdmin):
+    """Who read which patients' records, in the admin and the API (sites.reads). The coordinator's only."""
+
+    list_display = [
+        "read_at",
+        "username",
+        "role",
+        "channel",
+        "method",
+        "path",
+        "record_kind",
+        "record_count",
+        "patients",
+    ]
+    # No filter that would read the whole log for its choices (e.g. distinct record kinds) on every page.
+    list_filter = ["channel", "user", ("read_at", DateRangeFilterBuilder()), "role"]
+    search_fields = ["username"]
+    show_full_result_count = False
+    search_help_text = "A patient's id (a whole number) lists the reads of that patient's records; else a username."
+
+    def has_view_permission(self, request, obj=None):
+        return access.is_coordinator(request.user)
+
+    def has_module_permission(self, request):
+        return access.is_coordinator(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    @admin.display(description="patient ids")
+    def patients(self, obj):
+        shown = ", ".join(str(pk) for pk in obj.patient_ids[:10])
+        return shown + (f" … ({len(obj.patient_ids)} patients)" if len(obj.patient_ids) > 10 else "")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term.isdigit():  # patient_ids @> [id]: the GIN index recordread_patients_gin
+            return queryset.filter(patient_ids__contains=[int(term)]), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 class SecondFactorAdmin:

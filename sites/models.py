@@ -1,10 +1,13 @@
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .history import audited_history
 from .querysets import CentreScopedQuerySet
+from .versioning import Versioned
 
 code_validator = RegexValidator(
     r"^[A-Z0-9][A-Z0-9-]{1,19}$",
@@ -12,7 +15,7 @@ code_validator = RegexValidator(
 )
 
 
-class Centre(models.Model):
+class Centre(Versioned):
     centre_lookup = "id"
 
     code = models.CharField(max_length=20, unique=True, validators=[code_validator])
@@ -56,7 +59,7 @@ class ReportRecipient(models.Model):
         return self.email
 
 
-class Surgeon(models.Model):
+class Surgeon(Versioned):
     """A surgeon who implants pumps, known to the registry by code only."""
 
     centre_lookup = "centre"
@@ -143,3 +146,71 @@ class Membership(models.Model):
             raise ValidationError(
                 {"centre": "Coordinators and investigators are registry-wide; leave the centre empty."}
             )
+
+
+class PatientIdsIndex(GinIndex):
+    """A GIN index (``jsonb_path_ops``) on a JSON list of ids, for ``ids @> [x]``; a plain index off PostgreSQL.
+
+    The development default is SQLite, which has no GIN: there the migration makes an ordinary index
+    (unused, harmless) instead of failing.
+    """
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().create_sql(model, schema_editor, using=using, **kwargs)
+        return models.Index(fields=self.fields, name=self.name).create_sql(model, schema_editor, **kwargs)
+
+
+class RecordRead(models.Model):
+    """One request that read patients' records, in the admin or the API (issue 11). Written by ``sites.reads``.
+
+    Only clinical records count (``sites.reads.PATIENT_PATHS``); the coordinator alone sees this log.
+    """
+
+    class Channel(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="record_reads",
+        db_index=False,  # recordread_user_time_idx starts with the user
+    )
+    username = models.CharField(
+        max_length=150, blank=True, help_text="The reader's username, kept if the account is deleted."
+    )
+    role = models.CharField(
+        max_length=20,
+        choices=Role.choices,
+        blank=True,
+        help_text="The role the request acted in: an API token's role, or the user's one role; empty if several.",
+    )
+    read_at = models.DateTimeField(default=timezone.now, help_text="When the request arrived.")
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500, help_text="The URL path, without the query string.")
+    query_parameters = models.JSONField(
+        default=list, blank=True, help_text="The names of the query parameters sent, not their values."
+    )
+    record_kind = models.CharField(
+        max_length=200, help_text="The model label of the records read, e.g. registry.implantation."
+    )
+    patient_ids = models.JSONField(default=list, help_text="The patients whose records were read: ids, sorted.")
+    record_count = models.PositiveIntegerField(help_text="How many records were read.")
+
+    class Meta:
+        ordering = ["-read_at", "-id"]
+        indexes = [
+            # The coordinator's list of who read patient X: patient_ids @> '[X]' (RecordReadAdmin's search).
+            PatientIdsIndex(fields=["patient_ids"], opclasses=["jsonb_path_ops"], name="recordread_patients_gin"),
+            # A user's reads by time: WHERE user_id = ... ORDER BY read_at DESC (the admin's user filter).
+            models.Index(fields=["user", "-read_at"], name="recordread_user_time_idx"),
+            # Everyone's reads by time: the admin list (ORDER BY read_at DESC LIMIT ...) and its date filter.
+            models.Index(fields=["-read_at"], name="recordread_time_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.username or '?'} read {self.record_count} {self.record_kind} ({self.channel})"

@@ -118,7 +118,7 @@ def test_model_rules_come_back_as_400_with_a_message_per_field(records, data_man
 def test_writes_keep_history_with_the_api_user(records, data_manager_a):
     implantation = records["treated"]
     response = client_for(data_manager_a).patch(
-        f"/api/v1/implantations/{implantation.pk}/", {"length_of_stay_days": 4}, format="json"
+        f"/api/v1/implantations/{implantation.pk}/", {"length_of_stay_days": 4}, format="json", HTTP_IF_MATCH='"1"'
     )
     assert response.status_code == 200
     latest = implantation.history.latest()

@@ -19,7 +19,7 @@ def test_admin_create_change_delete_each_leave_a_history_row_with_the_user(clien
         reverse("admin:registry_patient_change", args=[patient.pk]),
         patient_form(centre_a, pseudonym=patient.pseudonym, birth_year="1970"),
     )
-    client.post(reverse("admin:registry_patient_delete", args=[patient.pk]), {"post": "yes"})
+    client.post(reverse("admin:registry_patient_delete", args=[patient.pk]), {"post": "yes", "reason": "Test entry"})
 
     history = Patient.history.filter(id=patient.pk).order_by("history_date")
     assert [h.history_type for h in history] == ["+", "~", "-"]
@@ -65,7 +65,7 @@ def test_service_writes_record_the_user_and_reason(data_manager_a, centre_a):
         6,
     )
     pk = implantation.pk
-    delete_record(implantation, user=data_manager_a)
+    delete_record(implantation, user=data_manager_a, reason="Entered in error")
     deleted = Implantation.history.filter(id=pk).latest()
     assert (deleted.history_type, deleted.history_user) == ("-", data_manager_a)
 
@@ -77,7 +77,7 @@ def test_service_refuses_another_centres_record(data_manager_a, centre_b):
     with pytest.raises(PermissionDenied):
         save_record(implantation, user=data_manager_a)
     with pytest.raises(PermissionDenied):
-        delete_record(implantation, user=data_manager_a)
+        delete_record(implantation, user=data_manager_a, reason="Entered in error")
 
 
 def test_history_is_viewable_in_the_admin_but_not_editable(client, data_manager_a, centre_a):
