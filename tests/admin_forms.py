@@ -68,3 +68,54 @@ def inline_rows(prefix, rows, initial=0):
 
 
 assert PatientAdmin and ImplantationAdmin  # the prefixes above are these admins' inlines
+
+
+# --- Any record's form, and the one way the tests submit a change or a deletion --------------------------
+
+DELETE_REASON = "Entered in error"
+# The inlines of each admin page (their formset prefixes): posted empty, so the page's rows stay as they are.
+INLINE_PREFIXES = {
+    "patient": PATIENT_INLINE_PREFIXES,
+    "implantation": IMPLANTATION_INLINE_PREFIXES,
+    "centre": ["report_recipients"],
+}
+
+
+def _form_value(field, value):
+    from django.db import models
+
+    if isinstance(field, models.BooleanField):
+        if field.null:
+            return {True: "true", False: "false"}.get(value, "unknown")
+        return "on" if value else None  # an unticked box is not sent
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def record_form(record, **overrides):
+    """The admin form of ``record`` as it stands (every editable field, inlines empty), with ``overrides``."""
+    data = {}
+    for field in record._meta.concrete_fields:
+        if not field.editable or field.primary_key:
+            continue
+        value = getattr(record, field.attname)
+        shown = _form_value(field, value)
+        if shown is not None:
+            data[field.name] = shown
+    if getattr(record, "pk", None) and hasattr(record, "version"):
+        data["opened_version"] = str(record.version)  # the hidden field the page carries
+    data.update(empty_inlines(INLINE_PREFIXES.get(record._meta.model_name, [])))
+    for name, value in overrides.items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    return data
+
+
+def delete(client, url):
+    """Confirm the deletion page at ``url`` as a user does: ``post=yes`` and the reason asked for."""
+    return client.post(url, {"post": "yes", "reason": DELETE_REASON})

@@ -183,3 +183,20 @@ class FollowUpFactory(factory.django.DjangoModelFactory):
     implantation = factory.SubFactory(ImplantationFactory)
     contact_on = factory.LazyAttribute(lambda o: days_after(180, o.implantation.implanted_on))
     vital_status = VitalStatus.ALIVE
+
+
+from registry.models import DataQuery  # noqa: E402  (data queries, issue 12)
+
+
+class DataQueryFactory(factory.django.DjangoModelFactory):
+    """A query raised by hand on an implantation (``rule="manual"``); ``raised_by`` is the coordinator's."""
+
+    class Meta:
+        model = DataQuery
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    patient = factory.SelfAttribute("implantation.patient")
+    record_model = "registry.implantation"
+    record_id = factory.SelfAttribute("implantation.pk")
+    rule = "manual"
+    message = "Please check the implantation date against the operative note."
