@@ -16,7 +16,6 @@ where a higher ratio is worse.
 
 from __future__ import annotations
 
-import datetime
 import threading
 
 from scipy.stats import binom
@@ -184,6 +183,7 @@ _live_lock = threading.Lock()
 
 def live_case_mix():
     """The case-mix model fitted on the whole live registry as it stands (cut: today), per data version."""
+    from registry import rules
     from registry.models import ComplicationType
 
     from .cohort import data_version, live_cohort
@@ -193,7 +193,7 @@ def live_case_mix():
         if _live["version"] != version:
             types = list(ComplicationType.objects.values("code", "name", "category", "catheter_related"))
             rows = list(live_cohort().values())
-            _live["models"] = casemix.fit_case_mix(rows, types, datetime.date.today()) if rows else {}
+            _live["models"] = casemix.fit_case_mix(rows, types, rules.today()) if rows else {}
             _live["version"] = version
         return _live["models"]
 

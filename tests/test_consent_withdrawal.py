@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
-from registry import consent
+from registry import consent, rules
 from registry.models import (
     ConsentWithdrawal,
     Implantation,
@@ -37,7 +37,7 @@ from sites.models import Role
 from . import factories, report_world
 from .factories import days_after
 
-TODAY = datetime.date.today()
+TODAY = rules.today()  # the registry's calendar, as the service's "not in the future" check
 REASON = "Patient's written request to the centre, letter ref. W-17."
 
 
