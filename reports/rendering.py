@@ -75,6 +75,7 @@ from registry.vocabulary import ComplicationCategory, Indication
 from . import benchmarks, casemix, charts, comparisons, disclosure, outcomes
 from .statistics import (
     binomial_flag,
+    completeness,
     cusum_chart,
     funnel_bands,
     log_rank,
@@ -928,7 +929,12 @@ def _completeness(rows, own, cut_date):
         return {"no_follow_up": c["no_follow_up"], "stale": c["stale"], "n": len(members)}
 
     own_c, all_c = counts(own), counts(rows)
-    out = {"stale_before": _iso(stale_before), "months": STALE_MONTHS, "measures": []}
+    out = {
+        "stale_before": _iso(stale_before),
+        "months": STALE_MONTHS,
+        "measures": [],
+        "clark_c": {"centre": _clark_c(own, cut_date), "registry": _clark_c(rows, cut_date)},
+    }
     for key, label, pick in (
         ("no_follow_up", "No follow-up recorded", lambda c: c["no_follow_up"]),
         (
@@ -952,6 +958,16 @@ def _completeness(rows, own, cut_date):
             }
         )
     return out
+
+
+def _clark_c(rows, cut_date):
+    """Clark's C (Lancet 2002;359:1309) over implantations, the registry's unit: follow-up from the
+    implantation to the last contact or death, against the follow-up possible by the data cut."""
+    follow_ups = [
+        (r.implanted_on, max(r.died_on or r.last_contact_on or r.implanted_on, r.implanted_on), r.died_on is not None)
+        for r in rows
+    ]
+    return completeness.clark_c(follow_ups, cut_date).c
 
 
 # --------------------------------------------------------------------------- what stands out
@@ -1652,6 +1668,11 @@ def _view(context):
         "completeness": dict(
             context["completeness"],
             stale_before=_fmt_date(context["completeness"]["stale_before"]),
+            # Reports stored before Clark's C was added have none.
+            clark_c_view={
+                side: "–" if value is None else f"{value:.2f}"
+                for side, value in context["completeness"].get("clark_c", {}).items()
+            },
             rows=[
                 dict(
                     m,

@@ -312,3 +312,27 @@ def test_registry_survival_curve_is_the_registry_kaplan_meier_at_each_point(db):
     assert days[:4] == [30, 60, 90, 120] and all(day % 30 == 0 for day in days)
     assert [point["survival"] for point in registry["curve"]] == pytest.approx([km(day) for day in days])
     assert km(30) < 1.0  # the check has teeth: 6 deaths by day 30
+
+
+def test_completeness_shows_clarks_c_over_the_centres_and_the_registrys_implantations(registry):
+    """Clark's C (Lancet 2002;359:1309): follow-up observed over follow-up possible by the cut, per implantation."""
+    rows = cohort(as_of=None)
+    context = build_report_context(rows, **report_kwargs())
+    cut = DATA_CUT.date()
+
+    def by_hand(members):
+        observed = potential = 0
+        for r in members:
+            end = r.died_on or r.last_contact_on or r.implanted_on
+            observed += (min(end, cut) - r.implanted_on).days
+            potential += ((r.died_on if r.died_on else cut) - r.implanted_on).days
+        return observed / potential
+
+    own = [r for r in rows if r.centre_code == HOME]
+    figures = context["completeness"]["clark_c"]
+    assert figures["centre"] == pytest.approx(by_hand(own))
+    assert figures["registry"] == pytest.approx(by_hand(rows))
+    assert 0 < figures["centre"] < 1  # the home centre has patients lost to follow-up
+    html = render_html(context)
+    clark = re.search(r'<p id="clark-c">.*?</p>', html, re.S).group(0)
+    assert f"{figures['centre']:.2f}" in clark and f"{figures['registry']:.2f}" in clark
