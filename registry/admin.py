@@ -231,6 +231,16 @@ class ImplantationAdmin(UploaderStorageImportMixin, CentreScopedAdminMixin, Scop
     def get_queryset(self, request):
         return super().get_queryset(request).with_derived()
 
+    import_export_change_list_template = "admin/registry/implantation/change_list_record_status.html"
+
+    def get_urls(self):  # the record status dashboard (issue 12): registry.admin_dashboard
+        from django.urls import path
+
+        from .admin_dashboard import record_status_view
+
+        view = self.admin_site.admin_view(lambda request: record_status_view(request, self))
+        return [path("record-status/", view, name="registry_implantation_record_status"), *super().get_urls()]
+
     @admin.display(description="centre", ordering="patient__centre__code")
     def centre_code(self, obj):
         return obj.patient.centre.code if obj.patient_id else "–"
