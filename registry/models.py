@@ -23,7 +23,7 @@ from sites.models import Centre, Surgeon
 from sites.querysets import CentreScopedQuerySet
 from sites.versioning import Versioned
 
-from . import rules
+from . import missing_data, rules
 from .vocabulary import (
     DOSE_RANGES,
     Approach,
@@ -124,10 +124,16 @@ class Patient(Versioned):
     extrahepatic_disease = models.BooleanField(null=True, blank=True, verbose_name="extrahepatic disease at implant")
     prior_systemic_lines = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(15)])
     consent_on = models.DateField(null=True, blank=True, verbose_name="consent date")
+    liver_metastases_count_missing = missing_data.code_field("number of liver metastases")
+    bilobar_disease_missing = missing_data.code_field("bilobar disease")
+    extrahepatic_disease_missing = missing_data.code_field("extrahepatic disease at implant")
     created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
     history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
+
+    # The case-mix fields that may be left empty, each with a missing-data code (registry.missing_data).
+    MISSING_DATA_FIELDS = ("liver_metastases_count", "bilobar_disease", "extrahepatic_disease")
 
     class Meta:
         ordering = ["pseudonym"]
@@ -137,6 +143,7 @@ class Patient(Versioned):
             ),
             models.CheckConstraint(condition=Q(prior_systemic_lines__lte=15), name="patient_prior_lines_range"),
             models.CheckConstraint(condition=Q(liver_metastases_count__lte=200), name="patient_metastases_range"),
+            *missing_data.constraints("patient", ("liver_metastases_count", "bilobar_disease", "extrahepatic_disease")),
         ]
         indexes = [
             # Admin list and API list of a centre's patients.
@@ -152,7 +159,7 @@ class Patient(Versioned):
         super().save(*args, **kwargs)
 
     def clean(self):
-        errors = {}
+        errors = missing_data.errors(self)
         today = rules.today()
         if self.birth_year and self.birth_year > today.year:
             errors["birth_year"] = "The birth year cannot be in the future."
@@ -222,6 +229,9 @@ class Implantation(Versioned):
     never_treated_note = models.CharField(
         max_length=200, blank=True, help_text="Free text for the centre; never shown to investigators."
     )
+    operative_minutes_missing = missing_data.code_field("operative time")
+    blood_loss_ml_missing = missing_data.code_field("blood loss")
+    length_of_stay_days_missing = missing_data.code_field("length of stay")
     created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
     history = audited_history()
@@ -246,6 +256,7 @@ class Implantation(Versioned):
         "length_of_stay_days",
         "never_treated_reason",
     )
+    MISSING_DATA_FIELDS = ("operative_minutes", "blood_loss_ml", "length_of_stay_days")
 
     class Meta:
         ordering = ["-implanted_on", "-id"]
@@ -256,6 +267,7 @@ class Implantation(Versioned):
             ),
             models.CheckConstraint(condition=Q(blood_loss_ml__lte=20000), name="implantation_blood_loss_range"),
             models.CheckConstraint(condition=Q(length_of_stay_days__lte=365), name="implantation_stay_range"),
+            *missing_data.constraints("implantation", ("operative_minutes", "blood_loss_ml", "length_of_stay_days")),
             models.CheckConstraint(
                 condition=Q(never_treated_reason="") | Q(never_treated_reason__in=NeverTreatedReason.values),
                 name="implantation_never_treated_reason_vocabulary",
@@ -316,7 +328,7 @@ class Implantation(Versioned):
         return implantation_derived(self)["surgeon_sequence"]
 
     def clean(self):
-        errors = {}
+        errors = missing_data.errors(self)
         today = rules.today()
         if self.implanted_on and self.implanted_on > today:
             errors["implanted_on"] = "The implantation date cannot be in the future."
@@ -564,8 +576,14 @@ class LiverTest(ImplantationChild):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
         verbose_name="total bilirubin (µmol/L)",
     )
+    ast_u_per_l_missing = missing_data.code_field("AST")
+    alp_u_per_l_missing = missing_data.code_field("ALP")
+    bilirubin_umol_per_l_missing = missing_data.code_field("total bilirubin")
 
     history = audited_history()
+
+    # A panel may lack one test (not done, say); it still needs at least one value.
+    MISSING_DATA_FIELDS = ("ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l")
 
     class Meta:
         ordering = ["measured_on", "id"]
@@ -582,13 +600,14 @@ class LiverTest(ImplantationChild):
                 condition=Q(bilirubin_umol_per_l__gte=0, bilirubin_umol_per_l__lte=1000),
                 name="liver_test_bilirubin_range",
             ),
+            *missing_data.constraints("liver_test", ("ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l")),
         ]
 
     def __str__(self):
         return f"Liver tests on {self.measured_on}"
 
     def clean(self):
-        errors = {}
+        errors = missing_data.errors(self)
         implanted_on = self.parent.implanted_on if self.parent is not None else None
         if self.is_baseline and self.measured_on and implanted_on:
             if self.measured_on > implanted_on:
@@ -683,8 +702,16 @@ class FollowUp(ImplantationChild):
     pump_never_used = models.BooleanField(
         default=False, help_text="The pump never delivered a dose; the implantation then needs a never-treated reason."
     )
+    response_missing = missing_data.code_field("best response")
+    resection_margin_missing = missing_data.code_field("resection margin")
+    hepatic_progression_on_missing = missing_data.code_field("hepatic progression")
+    progression_on_missing = missing_data.code_field("any progression")
 
     history = audited_history()
+
+    # The outcome fields that may be left empty. A progression date left empty with no code reads as no
+    # progression known at this contact; "unknown" says progression was not assessed.
+    MISSING_DATA_FIELDS = ("response", "resection_margin", "hepatic_progression_on", "progression_on")
 
     EVENT_DATE_FIELDS = ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
 
@@ -729,6 +756,11 @@ class FollowUp(ImplantationChild):
                 )
                 for name in ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
             ],
+            *missing_data.constraints(
+                "follow_up",
+                ("response", "resection_margin", "hepatic_progression_on", "progression_on"),
+                text_fields=("response", "resection_margin"),
+            ),
         ]
         indexes = [
             # Last contact and death per implantation (survival).
@@ -739,7 +771,7 @@ class FollowUp(ImplantationChild):
         return f"Follow-up on {self.contact_on}"
 
     def clean(self):
-        errors = self.date_errors()
+        errors = {**missing_data.errors(self), **self.date_errors()}
         implantation = self.parent
         implanted_on = implantation.implanted_on if implantation is not None else None
         if self.vital_status == VitalStatus.DEAD and not self.died_on:
@@ -1079,3 +1111,50 @@ class FudrDoseBand(Versioned):
             errors["ratio_below"] = "The ratio range must end above where it starts."
         if errors:
             raise ValidationError(errors)
+
+
+# --- Soft warnings (issue 12): an unusual value saved on purpose, and who said so -------------------
+
+
+class SoftWarningConfirmation(models.Model):
+    """A user confirmed that a value a soft warning questioned is right (``registry.soft_warnings``).
+
+    One row per warning confirmed per save, never edited: the record's history says what was saved,
+    this says which unusual values the user vouched for, with the message as they saw it.
+    """
+
+    centre_lookup = "centre"
+
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="soft_warning_confirmations")
+    record_model = models.CharField(
+        max_length=40,
+        choices=[(label, label) for label in DATA_QUERY_RECORD_MODELS],
+        help_text="The kind of record, as a model label (e.g. registry.treatment).",
+    )
+    record_id = models.PositiveBigIntegerField()
+    code = models.CharField(max_length=60, help_text="The warning's stable code (registry.soft_warnings).")
+    message = models.CharField(max_length=300, help_text="The warning as the user saw it.")
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    confirmed_by_name = models.CharField(max_length=150, blank=True, help_text="Kept if the account is removed.")
+    confirmed_at = models.DateTimeField(default=timezone.now)
+
+    objects = CentreScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-confirmed_at", "-id"]
+        verbose_name = "confirmed soft warning"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(record_model__in=DATA_QUERY_RECORD_MODELS), name="soft_warning_record_model_vocabulary"
+            ),
+            models.CheckConstraint(condition=~Q(code=""), name="soft_warning_has_code"),
+        ]
+        indexes = [
+            # The confirmations of one record: its admin page, and the API's "already confirmed" check.
+            models.Index(fields=["record_model", "record_id"], name="soft_warning_record_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.code} on {self.record_model.rsplit('.', 1)[-1]} {self.record_id}"

@@ -235,3 +235,15 @@ def is_severe(grade, clavien_dindo=""):
     if clavien_dindo:
         return clavien_dindo in SEVERE_CLAVIEN_DINDO
     return grade is not None and grade >= 3
+
+
+class MissingReason(models.TextChoices):
+    """Why a value is absent, recorded in the value's companion field (REDCap's missing data codes).
+
+    An empty companion and an empty value is *missing* (not yet entered); a code is *known to be
+    missing*, which completeness counts apart (registry.missing_data).
+    """
+
+    UNKNOWN = "unknown", "Unknown"
+    NOT_DONE = "not_done", "Not done"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"

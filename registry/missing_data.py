@@ -1,0 +1,86 @@
+"""Missing-data codes: a value may be recorded as *unknown*, *not done* or *not applicable* (issue 12).
+
+After REDCap's missing data codes, but stored apart: each field that may carry a code has a companion
+``<field>_missing`` (``MissingReason``), so the field itself keeps its type in the API and the import
+(an integer stays an integer, never the text "unknown"). A field is then in one of three states:
+
+* ``recorded``: it has a value (and no code: the database refuses both);
+* ``known_missing``: it has no value and a code says why;
+* ``missing``: neither, which is what the completeness figures and the record status dashboard chase.
+
+Each model lists its fields in ``MISSING_DATA_FIELDS``; everything else here reads that list.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from .vocabulary import MissingReason
+
+SUFFIX = "_missing"
+RECORDED = "recorded"
+KNOWN_MISSING = "known_missing"
+MISSING = "missing"
+BOTH_MESSAGE = "Enter a value or a missing-data code, not both."
+
+
+def companion(field_name):
+    return field_name + SUFFIX
+
+
+def code_field(label):
+    return models.CharField(
+        max_length=15,
+        choices=MissingReason.choices,
+        blank=True,
+        default="",
+        verbose_name=f"{label}: why missing",
+        help_text="Only when there is no value: unknown, not done or not applicable.",
+    )
+
+
+def _empty(value):
+    return value is None or value == ""
+
+
+def _value_is_empty(field_name, *, text):
+    return Q(**{field_name: ""}) if text else Q(**{f"{field_name}__isnull": True})
+
+
+def constraints(table, fields, *, text_fields=()):
+    """Per field: the code is one of the vocabulary, and a value and a code never go together."""
+    out = []
+    for name in fields:
+        code = companion(name)
+        out.append(
+            models.CheckConstraint(
+                condition=Q(**{code: ""}) | Q(**{f"{code}__in": MissingReason.values}),
+                name=f"{table}_{name}_missing_vocabulary",
+            )
+        )
+        out.append(
+            models.CheckConstraint(
+                condition=Q(**{code: ""}) | _value_is_empty(name, text=name in text_fields),
+                name=f"{table}_{name}_value_or_missing_code",
+            )
+        )
+    return out
+
+
+def errors(record):
+    """{companion field: message} for each field given both a value and a code (for ``clean``)."""
+    return {
+        companion(name): BOTH_MESSAGE
+        for name in record.MISSING_DATA_FIELDS
+        if not _empty(getattr(record, name)) and getattr(record, companion(name))
+    }
+
+
+def state(record, field_name):
+    if not _empty(getattr(record, field_name)):
+        return RECORDED
+    return KNOWN_MISSING if getattr(record, companion(field_name)) else MISSING
+
+
+def states(record):
+    """{field: state} for every field of the record that may carry a code."""
+    return {name: state(record, name) for name in record.MISSING_DATA_FIELDS}
