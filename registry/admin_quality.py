@@ -73,7 +73,7 @@ class AnswerForm(forms.ModelForm):
 
     def clean_answer(self):
         answer = (self.cleaned_data.get("answer") or "").strip()
-        if "answer" in self.changed_data and not answer:
+        if not answer:  # saving the page without an answer would say "changed" and change nothing
             raise ValidationError("Write the answer: what you corrected, or why the value stands.")
         return answer
 

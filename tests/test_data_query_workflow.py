@@ -178,6 +178,11 @@ def test_admin_data_manager_sees_own_centre_answers_and_cannot_close(
     assert 'id="close-query-form"' not in page.content.decode()
     assert reverse("admin:registry_treatment_change", args=[query.record_id]) in page.content.decode()
 
+    blank = client.post(change_url(query), record_form(query, answer="   "))
+    assert blank.status_code == 200 and "Write the answer" in blank.content.decode()  # not "changed successfully"
+    query.refresh_from_db()
+    assert query.status == DataQueryStatus.OPEN
+
     response = client.post(change_url(query), record_form(query, answer="Corrected from the pump log."))
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else None
     query.refresh_from_db()
