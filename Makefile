@@ -59,8 +59,12 @@ run: venv
 services:
 	bash .ci/ensure-services
 
+# Two test processes (pytest-xdist), one per core of the CI machine; each has its own test database. A file
+# stays in one process, so a module's shared world (tests/api_world.py) is built once.
+TEST_PROCESSES ?= 2
+
 test: services lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 bench-seed: venv
 	bash bench/seed_demo.sh

@@ -46,3 +46,22 @@ def fresh_caches():
     yield
     cache.clear()
     forget_live_cohort()
+
+
+@pytest.fixture
+def print_stand_in(monkeypatch):
+    """Reports printed by a stand-in for WeasyPrint, for tests of runs, tasks and delivery rather than print.
+
+    WeasyPrint costs seconds a copy and a run prints two copies per centre; tests/test_report_rendering.py
+    and tests/test_report_email_copy.py read real PDFs. The stand-in's bytes follow the HTML, so a
+    checksum still changes exactly when the report's content does.
+    """
+    import hashlib
+
+    from reports import rendering
+
+    def print_html(html):
+        return b"%PDF-1.7\n% stand-in for " + hashlib.sha256(html.encode()).hexdigest().encode() + b"\n%%EOF\n"
+
+    monkeypatch.setattr(rendering, "render_pdf", print_html)
+    return print_html

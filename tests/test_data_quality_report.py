@@ -20,7 +20,7 @@ PERIOD = datetime.date(2024, 6, 1)
 
 
 @pytest.fixture
-def media(settings, tmp_path):
+def media(settings, tmp_path, print_stand_in):  # the counts are read from the stored HTML
     settings.MEDIA_ROOT = tmp_path
 
 

@@ -15,7 +15,7 @@ PERIOD = datetime.date(2024, 6, 1)
 
 
 @pytest.fixture
-def registry(db, settings, tmp_path):
+def registry(db, settings, tmp_path, print_stand_in):
     settings.MEDIA_ROOT = tmp_path
     occlusion = ComplicationType.objects.get(code="catheter_occlusion")
     start = datetime.date(2023, 1, 1)

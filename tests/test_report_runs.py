@@ -13,18 +13,25 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
-from reports import services, tasks
+from reports import rendering, services, tasks
 from reports.models import CentreReport, ReportRun
 from sites.models import Role
 
 from . import factories, report_world
 
 PERIOD = datetime.date(2024, 6, 1)
+REAL_RENDER_PDF = rendering.render_pdf
 
 
 @pytest.fixture
-def media(settings, tmp_path):
+def media(settings, tmp_path, print_stand_in):
     settings.MEDIA_ROOT = tmp_path
+
+
+@pytest.fixture
+def real_pdf(media, monkeypatch):
+    """This module's one run printed by WeasyPrint itself, end to end."""
+    monkeypatch.setattr(rendering, "render_pdf", REAL_RENDER_PDF)
 
 
 @pytest.fixture
@@ -38,7 +45,9 @@ def run_now(django_capture_on_commit_callbacks, **kwargs):
     return ReportRun.objects.get(pk=run.pk)
 
 
-def test_run_reports_command_makes_and_sends_one_report_per_centre(centres, django_capture_on_commit_callbacks, capsys):
+def test_run_reports_command_makes_and_sends_one_report_per_centre(
+    real_pdf, centres, django_capture_on_commit_callbacks, capsys
+):
     with django_capture_on_commit_callbacks(execute=True):
         call_command("run_reports", "--period", "2024-06")
     run = ReportRun.objects.get()
