@@ -4,6 +4,15 @@
 
 ``errors`` is present on 400 responses; other errors carry ``detail`` only.
 Model-level ``ValidationError`` (from ``full_clean``) is reported the same way.
+
+A 400 for soft warnings (``registry.soft_warnings``: an unusual but possible value) also lists them:
+
+    {"detail": "Invalid input.", "errors": {"dose": ["A FUDR dose of 0.5 mg/kg/day is ..."]},
+     "warnings": [{"code": "fudr_dose_outside_usual", "field": "dose", "message": "A FUDR dose of ..."}]}
+
+Sending the same request again with ``"confirmed_warnings": ["fudr_dose_outside_usual"]`` saves it.
+``warnings`` is present only when every error of the response is such a warning: with a hard error
+too, ``errors`` lists both but ``warnings`` is absent, as confirming would not save the record.
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -14,12 +23,24 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+class SoftWarningSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="The warning's stable code: send it in `confirmed_warnings`.")
+    field = serializers.CharField(help_text="The field whose value is unusual.")
+    message = serializers.CharField(help_text="What is unusual, with the value.")
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="A summary of what went wrong.")
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="On 400: messages per field; `non_field_errors` for the record as a whole.",
+    )
+    warnings = SoftWarningSerializer(
+        many=True,
+        required=False,
+        help_text="On a 400 for soft warnings only: each unusual value. Send the request again with their codes "
+        "in `confirmed_warnings` to save it.",
     )
 
 
@@ -39,7 +60,9 @@ def field_errors(data):
 
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
+        soft_warnings = getattr(exc, "warnings", [])
         exc = exceptions.ValidationError(as_serializer_error(exc))
+        exc.soft_warnings = soft_warnings
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -49,6 +72,9 @@ def exception_handler(exc, context):
         return None
     if isinstance(exc, exceptions.ValidationError):
         response.data = {"detail": "Invalid input.", "errors": field_errors(response.data)}
+        soft_warnings = getattr(exc, "soft_warnings", None)
+        if soft_warnings:
+            response.data["warnings"] = [warning.as_dict() for warning in soft_warnings]
     else:
         detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
         response.data = {"detail": str(detail)}

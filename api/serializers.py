@@ -14,7 +14,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 
+from registry import missing_data
 from registry.models import (
+    DATA_QUERY_RECORD_MODELS,
     Complication,
     ComplicationType,
     FollowUp,
@@ -52,6 +54,28 @@ class ScopedSlugRelatedField(EditableOnlyMixin, serializers.SlugRelatedField):
     pass
 
 
+def missing_data_codes(model):
+    """The companions ``<field>_missing`` of ``model``'s fields that may carry a missing-data code
+    (``registry.missing_data``): added after the existing fields, which keep their types."""
+    return [missing_data.companion(name) for name in model.MISSING_DATA_FIELDS]
+
+
+CONFIRMED_WARNINGS = "confirmed_warnings"
+
+
+def confirmed_warnings_field():
+    """Write-only: the codes of the soft warnings (registry.soft_warnings) the client confirms for this save."""
+    return serializers.ListField(
+        child=serializers.CharField(max_length=60),
+        write_only=True,
+        required=False,
+        max_length=20,
+        help_text="Soft warnings confirmed: the codes a previous 400 listed in `warnings`, sent again with the "
+        "same values to save them. Each confirmation is kept with your name. Codes that are not current "
+        "warnings are ignored; a hard rule's error cannot be confirmed.",
+    )
+
+
 class RegistrySerializer(serializers.ModelSerializer):
     """De-identifies for investigators and saves through the service layer."""
 
@@ -65,21 +89,27 @@ class RegistrySerializer(serializers.ModelSerializer):
         if request is not None and access.must_deidentify(request.user):
             for name in getattr(self.Meta, "identifying_fields", ()):
                 fields.pop(name, None)
+        if self.Meta.model._meta.label_lower in DATA_QUERY_RECORD_MODELS:  # clinical records: soft warnings
+            fields[CONFIRMED_WARNINGS] = confirmed_warnings_field()
         return fields
 
     def create(self, validated_data):
-        return self._save(self.Meta.model(**validated_data))
+        confirmed = validated_data.pop(CONFIRMED_WARNINGS, ())
+        return self._save(self.Meta.model(**validated_data), confirmed)
 
     def update(self, instance, validated_data):
+        confirmed = validated_data.pop(CONFIRMED_WARNINGS, ())
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        return self._save(instance)
+        return self._save(instance, confirmed)
 
-    def _save(self, instance):
+    def _save(self, instance, confirmed_warnings=()):
         try:
-            return save_record(instance, user=self.context["request"].user)
+            return save_record(instance, user=self.context["request"].user, confirmed_warnings=confirmed_warnings)
         except DjangoValidationError as error:
-            raise serializers.ValidationError(as_serializer_error(error)) from error
+            drf_error = serializers.ValidationError(as_serializer_error(error))
+            drf_error.soft_warnings = getattr(error, "warnings", [])  # api.errors adds them to the error shape
+            raise drf_error from error
 
 
 class CentreSerializer(RegistrySerializer):
@@ -137,6 +167,7 @@ class PatientSerializer(RegistrySerializer):
             "extrahepatic_disease",
             "prior_systemic_lines",
             "consent_on",
+            *missing_data_codes(Patient),
         ]
         identifying_fields = ("consent_on",)
         extra_kwargs = {
@@ -173,6 +204,7 @@ class ImplantationSerializer(RegistrySerializer):
             "treated",
             "days_to_first_dose",
             "surgeon_sequence",
+            *missing_data_codes(Implantation),
         ]
         identifying_fields = ("never_treated_note",)
         extra_kwargs = {"never_treated_note": {"required": False}}
@@ -227,6 +259,7 @@ class FollowUpSerializer(ImplantationChildSerializer):
             "pump_end_reason",
             "pump_explanted",
             "pump_never_used",
+            *missing_data_codes(FollowUp),
         ]
 
 
@@ -241,6 +274,7 @@ class LiverTestSerializer(ImplantationChildSerializer):
             "ast_u_per_l",
             "alp_u_per_l",
             "bilirubin_umol_per_l",
+            *missing_data_codes(LiverTest),
         ]
 
 

@@ -12,9 +12,10 @@ from sites.admin_mixins import (
     VisibleCentreListFilter,
 )
 
-from . import rules
+from . import missing_data, rules
 from .admin_consent import ConsentWithdrawalMixin
-from .import_storage import UploaderStorageImportMixin
+from .admin_warnings import SoftWarningForm, SoftWarningInlineMixin
+from .import_storage import SoftWarningImportMixin, UploaderStorageImportMixin
 from .models import (
     Complication,
     ComplicationType,
@@ -78,7 +79,7 @@ class FollowUpFormSet(ReasonedDeletionFormSet):
                 form.add_error("pump_never_used", errors["never_treated_reason"] + " Choose it above.")
 
 
-class ImplantationChildInline(AuditedInlineMixin, CentreScopedInlineMixin, admin.StackedInline):
+class ImplantationChildInline(SoftWarningInlineMixin, AuditedInlineMixin, CentreScopedInlineMixin, admin.StackedInline):
     extra = 0
 
 
@@ -104,15 +105,44 @@ class ComplicationInline(ImplantationChildInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+def _coded(*names):
+    """One line per field with its missing-data code beside it (registry.missing_data)."""
+    return [(name, missing_data.companion(name)) for name in names]
+
+
+# The liver tests' values, then their codes: a table row (tabular inline) takes no lines.
+LIVER_TEST_FIELDS = [
+    "measured_on",
+    "is_baseline",
+    *LiverTest.MISSING_DATA_FIELDS,
+    *(missing_data.companion(name) for name in LiverTest.MISSING_DATA_FIELDS),
+]
+FOLLOW_UP_FIELDS = [
+    "contact_on",
+    "vital_status",
+    "died_on",
+    *_coded("response"),
+    "resected",
+    "resection_on",
+    *_coded("resection_margin", "hepatic_progression_on", "progression_on"),
+    "pump_ended_on",
+    "pump_end_reason",
+    "pump_explanted",
+    "pump_never_used",
+]
+
+
 class LiverTestInline(ImplantationChildInline, admin.TabularInline):
     model = LiverTest
     template = "admin/edit_inline/tabular.html"
+    fields = LIVER_TEST_FIELDS
 
 
 class FollowUpInline(ImplantationChildInline):
     model = FollowUp
     formset = FollowUpFormSet
     verbose_name_plural = "follow-ups"
+    fields = FOLLOW_UP_FIELDS
 
 
 class TreatedListFilter(admin.SimpleListFilter):
@@ -153,10 +183,12 @@ class ImplantationCentreFilter(VisibleCentreListFilter):
 class ScopedSaveMixin:
     """Saves and deletions go through the service, which re-checks the centre and records who did it and why."""
 
+    form = SoftWarningForm  # soft warnings: confirmed in the form, kept by save_record (registry.admin_warnings)
+
     def save_model(self, request, obj, form, change):
         from .services import save_record
 
-        save_record(obj, user=request.user)
+        save_record(obj, user=request.user, confirmed_warnings=form.cleaned_data.get("confirmed_warnings", ()))
 
     def has_delete_permission(self, request, obj=None):
         from .services import may_delete
@@ -171,7 +203,9 @@ class ScopedSaveMixin:
 
 
 @admin.register(Implantation)
-class ImplantationAdmin(UploaderStorageImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
+class ImplantationAdmin(
+    SoftWarningImportMixin, UploaderStorageImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin
+):
     list_display = [
         "__str__",
         "centre_code",
@@ -204,7 +238,7 @@ class ImplantationAdmin(UploaderStorageImportMixin, CentreScopedAdminMixin, Scop
                     "catheter_vessel",
                     "accessory_arteries_ligated",
                     ("concurrent_colorectal_resection", "concurrent_hepatectomy", "concurrent_ablation"),
-                    ("operative_minutes", "blood_loss_ml", "length_of_stay_days"),
+                    *_coded("operative_minutes", "blood_loss_ml", "length_of_stay_days"),
                 ]
             },
         ),
@@ -258,7 +292,7 @@ class ImplantationAdmin(UploaderStorageImportMixin, CentreScopedAdminMixin, Scop
         return obj.surgeon_sequence if obj.pk else None
 
 
-class ImplantationInline(AuditedInlineMixin, CentreScopedInlineMixin, admin.TabularInline):
+class ImplantationInline(SoftWarningInlineMixin, AuditedInlineMixin, CentreScopedInlineMixin, admin.TabularInline):
     model = Implantation
     extra = 0
     fields = ["implanted_on", "surgeon", "indication", "approach", "device"]
@@ -267,7 +301,9 @@ class ImplantationInline(AuditedInlineMixin, CentreScopedInlineMixin, admin.Tabu
     verbose_name_plural = "implantations (open one to enter doses, complications, liver tests and follow-ups)"
 
 
-class SystemicTherapyLineInline(AuditedInlineMixin, CentreScopedInlineMixin, admin.TabularInline):
+class SystemicTherapyLineInline(
+    SoftWarningInlineMixin, AuditedInlineMixin, CentreScopedInlineMixin, admin.TabularInline
+):
     model = SystemicTherapyLine
     extra = 0
 
@@ -284,7 +320,7 @@ class PatientAdmin(ConsentWithdrawalMixin, CentreScopedAdminMixin, ScopedSaveMix
         "centre",
         ("birth_year", "sex"),
         ("primary_tumour", "ras_status"),
-        ("liver_metastases_count", "bilobar_disease", "extrahepatic_disease"),
+        *_coded("liver_metastases_count", "bilobar_disease", "extrahepatic_disease"),
         "prior_systemic_lines",
         "consent_on",
     ]
@@ -322,11 +358,13 @@ class TreatmentAdmin(ChildRecordAdmin):
 class FollowUpAdmin(ChildRecordAdmin):
     list_display = ["implantation", "contact_on", "vital_status", "resected", "pump_never_used"]
     list_filter = ["vital_status", "resected", "pump_never_used"]
+    fields = ["implantation", *FOLLOW_UP_FIELDS]
 
 
 @admin.register(LiverTest)
 class LiverTestAdmin(ChildRecordAdmin):
     list_display = ["implantation", "measured_on", "is_baseline", "ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l"]
+    fields = ["implantation", "measured_on", "is_baseline", *_coded(*LiverTest.MISSING_DATA_FIELDS)]
 
 
 @admin.register(PerfusionCheck)

@@ -24,9 +24,10 @@ States
 Columns
 -------
 ``operation`` (the implantation record itself)
-    Complete when the operative fields the model leaves empty until known are all filled:
-    operative time, blood loss and length of stay (``OPERATION_REQUIRED_FIELDS``); incomplete
-    otherwise. Never overdue.
+    Complete when the operative fields the model leaves empty until known are all answered:
+    operative time, blood loss and length of stay (``OPERATION_REQUIRED_FIELDS``) each hold a
+    value or a missing-data code (unknown, not done, not applicable: known to be missing,
+    ``registry.missing_data``); incomplete when one is neither. Never overdue.
 ``perfusion`` (``PerfusionCheck``)
     Complete when at least one perfusion check exists; overdue when none exists
     ``PERFUSION_DUE_DAYS`` (14) days or more after the implantation; incomplete before.
@@ -61,7 +62,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from . import rules
+from . import missing_data, rules
 from .models import DataQuery, FollowUp, LiverTest, PerfusionCheck, Treatment
 
 COMPLETE = "complete"
@@ -114,6 +115,11 @@ def _data_cut(today):
     return timezone.make_aware(datetime.datetime.combine(today, datetime.time.max))
 
 
+def _answered(row, name):
+    """A value, or a missing-data code (known missing): either answers the field."""
+    return missing_data.value_state(row[name], row[missing_data.companion(name)]) != missing_data.MISSING
+
+
 def record_status_rows(implantations, *, today=None):
     """One dict per implantation of ``implantations`` (a scoped queryset), in its order.
 
@@ -141,6 +147,7 @@ def record_status_rows(implantations, *, today=None):
             "patient__centre__code",
             "never_treated_reason",
             *OPERATION_REQUIRED_FIELDS,
+            *(missing_data.companion(name) for name in OPERATION_REQUIRED_FIELDS),
             "has_perfusion",
             "has_dose",
             "has_follow_up",
@@ -167,7 +174,7 @@ def record_status_rows(implantations, *, today=None):
     for row in rows:
         pk = row["id"]
         cells = {
-            "operation": COMPLETE if all(row[name] is not None for name in OPERATION_REQUIRED_FIELDS) else INCOMPLETE,
+            "operation": COMPLETE if all(_answered(row, name) for name in OPERATION_REQUIRED_FIELDS) else INCOMPLETE,
             "perfusion": COMPLETE
             if row["has_perfusion"]
             else (OVERDUE if row["implanted_on"] <= perfusion_due else INCOMPLETE),

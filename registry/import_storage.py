@@ -12,10 +12,14 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from import_export.admin import ImportMixin
+from import_export.forms import ConfirmImportForm
 from import_export.tmp_storages import BaseStorage
+
+from .imports import CONFIRM_WARNINGS_LABEL
 
 # Set by the import admin for the length of one request (registry.admin.ImportWithUploaderStorage).
 current_uploader = contextvars.ContextVar("current_uploader", default=None)
@@ -79,3 +83,35 @@ class UploaderStorageImportMixin(ImportMixin):
     def process_import(self, request, **kwargs):
         with uploads_of(request.user):
             return super().process_import(request, **kwargs)
+
+
+# --- Soft warnings (registry.soft_warnings): the import's confirm-warnings step ----------------------------
+
+
+class ConfirmWarningsImportForm(ConfirmImportForm):
+    """The confirm step's form, with the one box that confirms the soft warnings the preview listed."""
+
+    confirm_warnings = forms.BooleanField(
+        required=False,
+        label=CONFIRM_WARNINGS_LABEL,
+        help_text="The rows listed with soft warnings in the preview are imported only with this box ticked; "
+        "each confirmation is kept with your name.",
+    )
+
+
+class SoftWarningImportMixin(ImportMixin):
+    """The preview lists each row's soft warnings; the import saves them only when the box is ticked.
+
+    Without it, rows with warnings are refused (and, one file being one transaction, the whole file) with a
+    message saying so. Hard errors stay errors: such a file gets no confirm form at all.
+    """
+
+    confirm_form_class = ConfirmWarningsImportForm
+    import_template_name = "admin/registry/implantation/import.html"
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        form = kwargs.get("form")
+        resource_kwargs = super().get_import_resource_kwargs(request, **kwargs)
+        if isinstance(form, ConfirmWarningsImportForm) and form.is_bound and form.is_valid():
+            resource_kwargs["confirm_warnings"] = bool(form.cleaned_data.get("confirm_warnings"))
+        return resource_kwargs

@@ -14,15 +14,32 @@ from import_export.results import RowResult
 
 from sites.models import Surgeon
 
+from . import missing_data, soft_warnings
 from .models import Implantation, Patient
-from .vocabulary import Approach, CatheterVessel, Device, Indication, NeverTreatedReason
+from .soft_warnings import UnconfirmedWarnings
+from .vocabulary import Approach, CatheterVessel, Device, Indication, MissingReason, NeverTreatedReason
 
 IMPORT_REASON = "Bulk import (admin file import)"
 
-# Column order of the file; the same as docs/import_template.csv.
-COLUMNS = list(Implantation.ENTRY_FIELDS)
+# Column order of the file; the same as docs/import_template.csv. Each field that may carry a missing-data
+# code (registry.missing_data) is followed by its code's column, e.g. operative_minutes_missing.
+COLUMNS = [
+    column
+    for name in Implantation.ENTRY_FIELDS
+    for column in ((name, missing_data.companion(name)) if name in Implantation.MISSING_DATA_FIELDS else (name,))
+]
 REQUIRED_COLUMNS = ["patient", "surgeon", "implanted_on", "indication", "approach", "device"]
 SAVED_TYPES = (RowResult.IMPORT_TYPE_NEW, RowResult.IMPORT_TYPE_UPDATE, RowResult.IMPORT_TYPE_DELETE)
+CONFIRM_WARNINGS_LABEL = "Confirm the warnings listed"
+
+
+def unconfirmed_warnings_message(row_numbers):
+    rows = ", ".join(str(number) for number in row_numbers)
+    return (
+        f"Nothing was imported: {len(row_numbers)} row(s) of the file have unusual values (soft warnings) that "
+        f"were not confirmed (row(s) {rows}). Upload the file again, check the warnings listed in the preview and "
+        f"tick '{CONFIRM_WARNINGS_LABEL}' to import them."
+    )
 
 
 def _text(value):
@@ -113,6 +130,23 @@ class CodeWidget(widgets.CharWidget):
         return code
 
 
+class MissingCodeWidget(CodeWidget):
+    """A missing-data code (``vocabulary.MissingReason``) for the value of ``value_column``; empty = none."""
+
+    def __init__(self, value_column):
+        super().__init__(MissingReason)
+        self.value_column = value_column
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            return super().clean(value, row, **kwargs)
+        except ValueError:
+            raise ValueError(
+                f"Unknown missing-data code '{_text(value)}'. Use one of: {', '.join(self.codes)}, "
+                f"and only when {self.value_column} is empty; or leave this column empty."
+            ) from None
+
+
 class YesNoWidget(widgets.BooleanWidget):
     """yes/no, y/n, true/false or 1/0; an empty cell means no."""
 
@@ -189,11 +223,19 @@ class ImplantationResource(resources.ModelResource):
     concurrent_hepatectomy              no        yes/no; empty = no
     concurrent_ablation                 no        yes/no; empty = no
     operative_minutes                   no        whole number (10-1440)
+    operative_minutes_missing           no        why operative_minutes is empty: a code from
+                                                  ``vocabulary.MissingReason`` (unknown, not_done,
+                                                  not_applicable); empty = no code
     blood_loss_ml                       no        whole number (0-20000)
+    blood_loss_ml_missing               no        why blood_loss_ml is empty (as above)
     length_of_stay_days                 no        whole number (0-365)
+    length_of_stay_days_missing         no        why length_of_stay_days is empty (as above)
     never_treated_reason                no        code from ``vocabulary.NeverTreatedReason``; only when
                                                   the pump never delivered a dose
     ==================================  ========  ==================================================
+
+    A missing-data code says the value is known to be missing (``registry.missing_data``): give it
+    only with the value's cell empty; a row with both is refused, the message on the code's column.
 
     Vocabulary codes are matched without regard to case. An unknown column is
     an error (it would otherwise be dropped silently); rows that are entirely
@@ -233,6 +275,14 @@ class ImplantationResource(resources.ModelResource):
     **History.** Each imported implantation gets a django-simple-history record
     with ``history_user`` = the importing user and the change reason
     ``IMPORT_REASON``.
+
+    **Soft warnings** (``registry.soft_warnings``, e.g. an operative time over
+    10 hours) are not errors. The preview (dry run) lists them per row
+    (``result.soft_warnings``, ``row_result.soft_warnings``); the import proper
+    saves such rows only with ``confirm_warnings=True`` (the admin's "Confirm the
+    warnings listed" box), keeping one confirmation per warning with the
+    importing user. Without it the rows are invalid, with the warnings on their
+    columns, and (all or nothing) the file is not imported.
     """
 
     patient = _column("patient", ScopedLookupWidget(Patient, "pseudonym", "patient", "registry pseudonym"))
@@ -252,6 +302,9 @@ class ImplantationResource(resources.ModelResource):
     blood_loss_ml = _column("blood_loss_ml", WholeNumberWidget())
     length_of_stay_days = _column("length_of_stay_days", WholeNumberWidget())
     never_treated_reason = _column("never_treated_reason", CodeWidget(NeverTreatedReason))
+    operative_minutes_missing = _column("operative_minutes_missing", MissingCodeWidget("operative_minutes"))
+    blood_loss_ml_missing = _column("blood_loss_ml_missing", MissingCodeWidget("blood_loss_ml"))
+    length_of_stay_days_missing = _column("length_of_stay_days_missing", MissingCodeWidget("length_of_stay_days"))
 
     class Meta:
         model = Implantation
@@ -264,9 +317,14 @@ class ImplantationResource(resources.ModelResource):
         use_transactions = True
         skip_unchanged = False
 
-    def __init__(self, user=None, **kwargs):
+    def __init__(self, user=None, confirm_warnings=False, **kwargs):
         super().__init__(**kwargs)
         self.user = user
+        # Soft warnings (registry.soft_warnings): the preview lists them per row; the import saves rows with
+        # warnings only when the user confirmed them ("Confirm the warnings listed"), else refuses the file.
+        self.confirm_warnings = confirm_warnings
+        self.row_warnings = {}  # row number -> [SoftWarning]
+        self._saving_row = (None, False)  # (row number, dry run) of the row being saved
         # self.fields is this instance's own copy, so binding the user here is per import.
         for field in self.fields.values():
             if isinstance(field.widget, ScopedLookupWidget):
@@ -296,13 +354,18 @@ class ImplantationResource(resources.ModelResource):
                     row.instance = None
             request = kwargs.get("request")  # given by the admin's confirm step
             if request is not None:
-                failed = len(result.invalid_rows) + len(result.error_rows)
-                messages.error(
-                    request,
-                    f"Nothing was imported: {failed} row(s) of the file no longer passed the checks when the "
-                    "import was confirmed (for example, the same case was entered meanwhile). "
-                    "Upload the file again to see the errors for each row.",
-                )
+                unconfirmed = [row.number for row in result.invalid_rows if isinstance(row.error, UnconfirmedWarnings)]
+                failed = len(result.invalid_rows) + len(result.error_rows) - len(unconfirmed)
+                if unconfirmed:
+                    messages.error(request, unconfirmed_warnings_message(unconfirmed))
+                if failed:
+                    messages.error(
+                        request,
+                        f"Nothing was imported: {failed} row(s) of the file no longer passed the checks when the "
+                        "import was confirmed (for example, the same case was entered meanwhile). "
+                        "Upload the file again to see the errors for each row.",
+                    )
+        result.soft_warnings = sorted(self.row_warnings.items())  # [(row number, [SoftWarning])], for the preview
         return result
 
     def before_import(self, dataset, **kwargs):
@@ -366,9 +429,22 @@ class ImplantationResource(resources.ModelResource):
                 ]
         super().validate_instance(instance, errors, validate_unique=validate_unique)
 
+    def before_save_instance(self, instance, row, **kwargs):
+        self._saving_row = (kwargs.get("row_number"), bool(kwargs.get("dry_run")))
+
+    def after_import_row(self, row, row_result, **kwargs):
+        row_result.soft_warnings = self.row_warnings.get(kwargs.get("row_number"), [])
+
     def do_instance_save(self, instance, is_create):
         # The one write path for clinical records: re-checks the centre,
         # validates again, and records the user in the history.
         from .services import save_record
 
-        save_record(instance, user=self.user, reason=IMPORT_REASON)
+        # The preview (a dry run, rolled back) notes the row's soft warnings and goes on; the import proper
+        # confirms them only if the user said so, else save_record refuses the row (UnconfirmedWarnings).
+        number, dry_run = self._saving_row
+        warnings = soft_warnings.warnings_for(instance)
+        if warnings and number is not None:
+            self.row_warnings[number] = warnings
+        confirmed = [w.code for w in warnings] if dry_run or self.confirm_warnings else ()
+        save_record(instance, user=self.user, reason=IMPORT_REASON, confirmed_warnings=confirmed)

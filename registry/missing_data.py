@@ -21,6 +21,7 @@ RECORDED = "recorded"
 KNOWN_MISSING = "known_missing"
 MISSING = "missing"
 BOTH_MESSAGE = "Enter a value or a missing-data code, not both."
+WHY = ": why missing"
 
 
 def companion(field_name):
@@ -33,9 +34,14 @@ def code_field(label):
         choices=MissingReason.choices,
         blank=True,
         default="",
-        verbose_name=f"{label}: why missing",
+        verbose_name=f"{label}{WHY}",
         help_text="Only when there is no value: unknown, not done or not applicable.",
     )
+
+
+def label(model, field_name):
+    """The field's name for people, as its code field gives it (e.g. "operative time")."""
+    return str(model._meta.get_field(companion(field_name)).verbose_name).removesuffix(WHY)
 
 
 def _empty(value):
@@ -75,12 +81,37 @@ def errors(record):
     }
 
 
-def state(record, field_name):
-    if not _empty(getattr(record, field_name)):
+def value_state(value, code):
+    """The state of a field from its value and its companion's code (e.g. a row of ``.values()``)."""
+    if not _empty(value):
         return RECORDED
-    return KNOWN_MISSING if getattr(record, companion(field_name)) else MISSING
+    return KNOWN_MISSING if code else MISSING
+
+
+def state(record, field_name):
+    return value_state(getattr(record, field_name), getattr(record, companion(field_name)))
 
 
 def states(record):
     """{field: state} for every field of the record that may carry a code."""
     return {name: state(record, name) for name in record.MISSING_DATA_FIELDS}
+
+
+def state_q(model, field_name, wanted, *, prefix=""):
+    """A ``Q`` for the rows of ``model`` whose ``field_name`` is in state ``wanted``, for set-based counts.
+
+    ``prefix`` reaches the model through a relation (``"patient__"``). ``wanted`` is ``RECORDED``,
+    ``MISSING``, ``KNOWN_MISSING`` or one ``MissingReason`` code (known missing for that reason).
+    """
+    text = not model._meta.get_field(field_name).null
+    empty = _value_is_empty(prefix + field_name, text=text)
+    code = prefix + companion(field_name)
+    if wanted == RECORDED:
+        return ~empty
+    if wanted == MISSING:
+        return empty & Q(**{code: ""})
+    if wanted == KNOWN_MISSING:
+        return empty & ~Q(**{code: ""})
+    if wanted in MissingReason.values:
+        return empty & Q(**{code: wanted})
+    raise ValueError(f"Unknown missing-data state {wanted!r}.")

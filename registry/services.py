@@ -8,6 +8,9 @@ from simple_history.utils import update_change_reason
 from sites import access
 from sites.versioning import StaleRecord
 
+from . import soft_warnings
+from .soft_warnings import UnconfirmedWarnings  # noqa: F401  (raised by save_record)
+
 
 def _check_can_edit(record, user):
     centre_id = access.centre_id_of(record)
@@ -50,11 +53,16 @@ def _lock_patient_of(record):
 
 
 @transaction.atomic
-def save_record(record, *, user, reason=""):
+def save_record(record, *, user, reason="", confirmed_warnings=()):
     """Validate every rule (field, row and cross-row), then save with history.
 
     Raises ``ValidationError`` with messages per field, or ``PermissionDenied``
     when the record is (or would be moved) outside the user's centres.
+
+    Soft warnings (``registry.soft_warnings``) come after the rules: a warning whose code is not in
+    ``confirmed_warnings`` raises ``UnconfirmedWarnings`` (a ``ValidationError``) and nothing is written;
+    once all are confirmed the record is saved and one ``SoftWarningConfirmation`` per warning is kept.
+    Codes that are not current warnings are ignored.
     """
     if record.pk:
         stored = type(record).objects.filter(pk=record.pk).first()
@@ -63,6 +71,10 @@ def save_record(record, *, user, reason=""):
     _check_can_edit(record, user)
     _lock_patient_of(record)
     record.full_clean()
+    warnings = soft_warnings.warnings_for(record)
+    missing = soft_warnings.unconfirmed(warnings, confirmed_warnings)
+    if missing:
+        raise soft_warnings.UnconfirmedWarnings(missing)
     record._history_user = user
     try:
         with transaction.atomic():
@@ -74,6 +86,7 @@ def save_record(record, *, user, reason=""):
         raise
     if reason:
         update_change_reason(record, reason)
+    soft_warnings.record_confirmations(record, warnings, user)
     return record
 
 

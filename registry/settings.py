@@ -286,7 +286,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {},
+    # One enum for every missing-data code field (<field>_missing, registry.missing_data), not one per field.
+    "ENUM_NAME_OVERRIDES": {"MissingReasonEnum": "registry.vocabulary.MissingReason"},
 }
 
 # --- Logins: lock-out (django-axes), two-factor (django-otp), trusted proxies. README, "Logging in".

@@ -1556,6 +1556,7 @@ def _view(context):
         "recent": _recent_rows(context["recent"]),
         "published": _published_rows(context["published"]),
         "cases_to_review": context.get("cases_to_review"),
+        "data_items": _data_items_view(context.get("data_items")),
         "for_email": context.get("for_email", False),
         "stored_report_url": context.get("stored_report_url"),
         "c": context,
@@ -1684,6 +1685,20 @@ def _view(context):
             ],
         ),
     }
+
+
+def _data_items_view(data_items):
+    """The data-items table: the centre's known-missing count with its split by code, e.g. "unknown 2, not done 1"."""
+    if not data_items:
+        return None  # a report stored before the table was added
+    forms = []
+    for form in data_items["forms"]:
+        items = []
+        for item in form["items"]:
+            split = ", ".join(f"{b['label'].lower()} {b['n']}" for b in item["centre"]["by_code"] if b["n"])
+            items.append(dict(item, by_code_text=split))
+        forms.append(dict(form, items=items))
+    return dict(data_items, forms=forms)
 
 
 def render_html(context):

@@ -223,7 +223,11 @@ def render_report(report_id):
         method_version=run.method_version,
         case_mix=run.case_mix or None,  # None (a run frozen before the model existed): fitted on the snapshot
         previous=_previous_numbers(report),
-        extra={"late_entries": _late_entries(report), "data_queries": _open_data_queries(report)},
+        extra={
+            "late_entries": _late_entries(report),
+            "data_queries": _open_data_queries(report),
+            "data_items": _data_items(report),
+        },
     )
     alarms = [
         {"measure": c["key"], "level": "alarm", "surgeon": None}
@@ -307,6 +311,13 @@ def _open_data_queries(report):
     from registry.data_quality import open_query_counts
 
     return open_query_counts(report.centre, as_of=report.run.data_cut)
+
+
+def _data_items(report):
+    """The data items recorded, known missing and missing, centre and registry, at the run's data cut."""
+    from .data_items import data_item_counts
+
+    return data_item_counts(report.centre, data_cut=report.run.data_cut)
 
 
 def _cases_to_review(report, alarms):

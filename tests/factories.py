@@ -200,3 +200,17 @@ class DataQueryFactory(factory.django.DjangoModelFactory):
     record_id = factory.SelfAttribute("implantation.pk")
     rule = "manual"
     message = "Please check the implantation date against the operative note."
+
+
+# --- Missing-data codes (issue 12, registry.missing_data) ---------------------------------------------
+
+
+def known_missing(model, *fields, reason="unknown"):
+    """Factory keywords leaving each of ``fields`` of ``model`` empty, with the missing-data code ``reason``."""
+    from registry.missing_data import companion
+
+    out = {}
+    for name in fields:
+        out[name] = None if model._meta.get_field(name).null else ""
+        out[companion(name)] = reason
+    return out

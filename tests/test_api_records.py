@@ -67,6 +67,10 @@ def test_investigators_see_birth_year_never_a_birth_date(records, investigator):
         "bilobar_disease",
         "extrahepatic_disease",
         "prior_systemic_lines",
+        # Missing-data codes (issue 12): why a case-mix value is absent.
+        "liver_metastases_count_missing",
+        "bilobar_disease_missing",
+        "extrahepatic_disease_missing",
     }
 
 

@@ -230,7 +230,8 @@ def test_a_created_record_comes_back_with_its_etag(data_manager_a, implantation)
         "/api/v1/treatments/",
         {
             "implantation": implantation.pk,
-            "given_on": implantation.implanted_on.isoformat(),
+            # 14 days on: a first dose on the implantation day is a soft warning (tests/test_soft_warnings.py).
+            "given_on": factories.days_after(14, implantation.implanted_on).isoformat(),
             "drug": "fudr",
             "dose": "0.12",
             "dose_unit": "mg/kg/day",
