@@ -36,6 +36,39 @@ def investigator(db):
     return factories.user_with_role(Role.INVESTIGATOR, username="investigator")
 
 
+def _is_transactional(item):
+    marker = item.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in item.fixturenames
+
+
+def restore_seeded_rows():
+    """The rows the migrations seed (the complication types, the FUDR table, the beat schedules)."""
+    import importlib
+
+    from django.apps import apps
+
+    from registry.services import restore_complication_types
+
+    restore_complication_types()
+    importlib.import_module("registry.migrations.0010_fudr_dose_bands_and_nightly_checks").seed_bands(apps, None)
+    importlib.import_module("registry.migrations.0010_fudr_dose_bands_and_nightly_checks").schedule(apps, None)
+    importlib.import_module("reports.migrations.0002_monthly_schedule").schedule(apps, None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A transactional test ends by emptying every table, migrations' rows included. Without xdist such
+    tests run last (pytest-django's order); with two processes (make test) a file runs whole, so a
+    non-transactional test can follow one in the same process and must find the seeded rows again."""
+    result = yield
+    if _is_transactional(item):
+        from pytest_django.plugin import blocking_manager_key
+
+        with item.config.stash[blocking_manager_key].unblock():
+            restore_seeded_rows()
+    return result
+
+
 @pytest.fixture(autouse=True)
 def fresh_caches():
     """Caches outlive a test's rolled-back transaction: start each test without them."""
