@@ -116,6 +116,7 @@ LIVER_TEST_FIELDS = [
     "is_baseline",
     *LiverTest.MISSING_DATA_FIELDS,
     *(missing_data.companion(name) for name in LiverTest.MISSING_DATA_FIELDS),
+    *LiverTest.UPPER_LIMIT_FIELDS,
 ]
 FOLLOW_UP_FIELDS = [
     "contact_on",
@@ -364,7 +365,13 @@ class FollowUpAdmin(ChildRecordAdmin):
 @admin.register(LiverTest)
 class LiverTestAdmin(ChildRecordAdmin):
     list_display = ["implantation", "measured_on", "is_baseline", "ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l"]
-    fields = ["implantation", "measured_on", "is_baseline", *_coded(*LiverTest.MISSING_DATA_FIELDS)]
+    fields = [
+        "implantation",
+        "measured_on",
+        "is_baseline",
+        *_coded(*LiverTest.MISSING_DATA_FIELDS),
+        tuple(LiverTest.UPPER_LIMIT_FIELDS),
+    ]
 
 
 @admin.register(PerfusionCheck)

@@ -514,7 +514,8 @@ class Complication(ImplantationChild):
     )
     management = models.CharField(max_length=20, choices=Management.choices, default=Management.NONE)
     pump_lost = models.BooleanField(default=False, help_text="Pump lost (not salvaged) because of this complication.")
-    related_to_pump = models.BooleanField(default=True)
+    # Not ticked by default: whether the pump caused it is the data manager's judgement, never a default.
+    related_to_pump = models.BooleanField(default=False)
 
     history = audited_history()
 
@@ -565,6 +566,9 @@ class LiverTest(ImplantationChild):
     ast_u_per_l = models.PositiveIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="AST (U/L)"
     )
+    alt_u_per_l = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="ALT (U/L)"
+    )
     alp_u_per_l = models.PositiveIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(10000)], verbose_name="ALP (U/L)"
     )
@@ -577,30 +581,55 @@ class LiverTest(ImplantationChild):
         verbose_name="total bilirubin (µmol/L)",
     )
     ast_u_per_l_missing = missing_data.code_field("AST")
+    alt_u_per_l_missing = missing_data.code_field("ALT")
     alp_u_per_l_missing = missing_data.code_field("ALP")
     bilirubin_umol_per_l_missing = missing_data.code_field("total bilirubin")
+    # The laboratory's upper limits of normal, when given: a result read as a multiple of its own ULN
+    # (CTCAE grades liver tests as × ULN) does not depend on the laboratory's reference range.
+    ast_upper_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(1000)], verbose_name="AST ULN (U/L)"
+    )
+    alt_upper_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(1000)], verbose_name="ALT ULN (U/L)"
+    )
+    alp_upper_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(2000)], verbose_name="ALP ULN (U/L)"
+    )
+    bilirubin_upper_limit_umol_per_l = models.DecimalField(
+        max_digits=5,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("100"))],
+        verbose_name="bilirubin ULN (µmol/L)",
+    )
 
     history = audited_history()
 
     # A panel may lack one test (not done, say); it still needs at least one value.
-    MISSING_DATA_FIELDS = ("ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l")
+    MISSING_DATA_FIELDS = ("ast_u_per_l", "alt_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l")
+    UPPER_LIMIT_FIELDS = ("ast_upper_limit", "alt_upper_limit", "alp_upper_limit", "bilirubin_upper_limit_umol_per_l")
 
     class Meta:
         ordering = ["measured_on", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(ast_u_per_l__isnull=False)
+                | Q(alt_u_per_l__isnull=False)
                 | Q(alp_u_per_l__isnull=False)
                 | Q(bilirubin_umol_per_l__isnull=False),
                 name="liver_test_has_a_value",
             ),
             models.CheckConstraint(condition=Q(ast_u_per_l__lte=10000), name="liver_test_ast_range"),
+            models.CheckConstraint(condition=Q(alt_u_per_l__lte=10000), name="liver_test_alt_range"),
             models.CheckConstraint(condition=Q(alp_u_per_l__lte=10000), name="liver_test_alp_range"),
             models.CheckConstraint(
                 condition=Q(bilirubin_umol_per_l__gte=0, bilirubin_umol_per_l__lte=1000),
                 name="liver_test_bilirubin_range",
             ),
-            *missing_data.constraints("liver_test", ("ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l")),
+            *missing_data.constraints(
+                "liver_test", ("ast_u_per_l", "alt_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l")
+            ),
         ]
 
     def __str__(self):
@@ -616,8 +645,8 @@ class LiverTest(ImplantationChild):
                 errors["measured_on"] = "Baseline tests are taken within 90 days before the implantation."
         else:
             errors.update(self.date_errors())
-        if self.ast_u_per_l is None and self.alp_u_per_l is None and self.bilirubin_umol_per_l is None:
-            errors["__all__"] = "Enter at least one of AST, ALP or bilirubin."
+        if all(getattr(self, name) is None for name in self.MISSING_DATA_FIELDS):
+            errors["__all__"] = "Enter at least one of AST, ALT, ALP or bilirubin."
         if errors:
             raise ValidationError(errors)
 

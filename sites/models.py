@@ -1,5 +1,8 @@
+import zoneinfo
+
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -15,6 +18,18 @@ code_validator = RegexValidator(
 )
 
 
+class BilirubinUnit(models.TextChoices):
+    """Total bilirubin: 1 mg/dL = 17.1 µmol/L (registry.units)."""
+
+    MICROMOL_PER_L = "umol/L", "µmol/L"
+    MG_PER_DL = "mg/dL", "mg/dL"
+
+
+def validate_time_zone(value):
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"'{value}' is not an IANA time zone; write it as Region/City, e.g. 'Asia/Tokyo'.")
+
+
 class Centre(Versioned):
     centre_lookup = "id"
 
@@ -26,6 +41,19 @@ class Centre(Versioned):
         help_text="ISO 3166-1 alpha-2 code.",
     )
     active = models.BooleanField(default=True)
+    time_zone = models.CharField(
+        max_length=64,
+        default="Europe/London",
+        validators=[validate_time_zone],
+        help_text="IANA time zone (e.g. 'Asia/Tokyo'): the centre's 'today' for the no-future-dates rules.",
+    )
+    bilirubin_unit = models.CharField(
+        max_length=10,
+        choices=BilirubinUnit.choices,
+        default=BilirubinUnit.MICROMOL_PER_L,
+        help_text="The unit the centre's laboratory reports bilirubin in: entry and display use it; "
+        "the registry stores µmol/L.",
+    )
 
     history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
@@ -34,7 +62,14 @@ class Centre(Versioned):
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(condition=Q(country__regex=r"^[A-Z]{2}$"), name="centre_country_iso2"),
+            models.CheckConstraint(
+                condition=Q(bilirubin_unit__in=BilirubinUnit.values), name="centre_bilirubin_unit_vocabulary"
+            ),
         ]
+
+    @property
+    def zone(self):
+        return zoneinfo.ZoneInfo(self.time_zone)
 
     def __str__(self):
         return f"{self.code} – {self.name}"

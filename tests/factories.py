@@ -150,6 +150,7 @@ class LiverTestFactory(factory.django.DjangoModelFactory):
     implantation = factory.SubFactory(ImplantationFactory)
     measured_on = factory.LazyAttribute(lambda o: days_after(30, o.implantation.implanted_on))
     ast_u_per_l = 35
+    alt_u_per_l = 30
     alp_u_per_l = 110
     bilirubin_umol_per_l = Decimal("12.0")
 
