@@ -61,7 +61,8 @@ def pytest_runtest_teardown(item, nextitem):
     tests run last (pytest-django's order); with two processes (make test) a file runs whole, so a
     non-transactional test can follow one in the same process and must find the seeded rows again."""
     result = yield
-    if _is_transactional(item):
+    # After the last test the session's teardown has already dropped the test database: nothing to restore.
+    if _is_transactional(item) and nextitem is not None:
         from pytest_django.plugin import blocking_manager_key
 
         with item.config.stash[blocking_manager_key].unblock():
