@@ -19,13 +19,14 @@ from django.utils.html import format_html_join
 from sites import access
 from sites.admin_mixins import CentreScopedAdminMixin
 
+from .dates import ISODateField
 from .models import ConsentWithdrawal, Implantation, SystemicTherapyLine
 
 CONFIRM_LABEL = "I understand this erases the patient's records"
 
 
 class ConsentWithdrawalForm(forms.Form):
-    withdrawn_on = forms.DateField(label="Consent withdrawn on", widget=AdminDateWidget)
+    withdrawn_on = ISODateField(label="Consent withdrawn on", widget=AdminDateWidget)
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         max_length=2000,

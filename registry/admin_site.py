@@ -14,6 +14,37 @@ class RegistryAuthenticationForm(AdminAuthenticationForm):
             )
 
 
+# The menu (index, app index and sidebar) in the order of the work: the case, its implantation and what
+# follows it, then the data manager's queries, then the vocabularies. (model class name, menu label or None)
+REGISTRY_MENU = [
+    ("Patient", None),
+    ("Implantation", None),
+    ("Treatment", "HAI doses"),
+    ("Complication", None),
+    ("LiverTest", None),
+    ("FollowUp", "Follow-ups"),
+    ("PerfusionCheck", None),
+    ("SystemicTherapyLine", None),
+    ("DataQuery", None),
+    ("SoftWarningConfirmation", None),
+    ("ConsentWithdrawal", None),
+    ("ComplicationType", None),
+    ("FudrDoseBand", None),
+]
+# The clinical record first; the other apps keep Django's alphabetical order after it.
+FIRST_APPS = ["registry"]
+
+
+def _menu_order(app):
+    if app["app_label"] != "registry":
+        return
+    place = {name: i for i, (name, _label) in enumerate(REGISTRY_MENU)}
+    labels = dict(REGISTRY_MENU)
+    app["models"].sort(key=lambda model: (place.get(model["object_name"], len(place)), model["name"]))
+    for model in app["models"]:
+        model["name"] = labels.get(model["object_name"]) or model["name"]
+
+
 class RegistryAdminSite(admin.AdminSite):
     site_header = "HAI Registry"
     site_title = "HAI Registry"
@@ -26,6 +57,40 @@ class RegistryAdminSite(admin.AdminSite):
         if not access.can_use_admin(request.user):
             return False
         return two_factor.is_verified(request.user) or not two_factor.required()
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        for app in apps:
+            self._add_data_dictionary(app)
+            _menu_order(app)
+        first = {label: i for i, label in enumerate(FIRST_APPS)}
+        return sorted(apps, key=lambda app: first.get(app["app_label"], len(first)))  # stable: the rest keep order
+
+    def _add_data_dictionary(self, app):
+        """The registry's app lists the data dictionary (issue 13) with its models, on the index too."""
+        from django.urls import reverse
+
+        from .admin_data_dictionary import URL_NAME
+
+        if app["app_label"] == "registry":
+            app["models"].append(
+                {
+                    "name": "Data dictionary",
+                    "object_name": "DataDictionary",
+                    "perms": {"view": True},
+                    "admin_url": reverse(f"{self.name}:{URL_NAME}"),
+                    "add_url": None,
+                    "view_only": True,
+                }
+            )
+
+    def get_urls(self):
+        from django.urls import path
+
+        from .admin_data_dictionary import URL_NAME, data_dictionary_view
+
+        view = self.admin_view(lambda request: data_dictionary_view(request, self))
+        return [path("registry/data-dictionary/", view, name=URL_NAME), *super().get_urls()]
 
     def login(self, request, extra_context=None):
         """The registry's login (sites.authentication): the password, then the code from an authenticator."""

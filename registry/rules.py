@@ -5,11 +5,30 @@ Models call these from ``clean()``; the admin's inline formsets call
 anything is saved.
 """
 
+import zoneinfo
+
+from django.conf import settings
 from django.utils import timezone
 
 
-def today():
-    return timezone.localdate()
+def now():
+    """The clock every "today" reads; tests monkeypatch ``registry.rules.now``."""
+    return timezone.now()
+
+
+def today(centre=None):
+    """Today's date where the record was entered: the centre's time zone, else the registry's (TIME_ZONE).
+
+    A centre in Tokyo may record a dose given on its today while it is still yesterday in London; every
+    "no future dates" rule asks this with the record's centre.
+    """
+    zone_name = getattr(centre, "time_zone", None) or settings.TIME_ZONE
+    return timezone.localtime(now(), zoneinfo.ZoneInfo(zone_name)).date()
+
+
+def patient_centre(patient):
+    """The patient's centre for ``today(centre)``, or None while the form has not chosen it yet."""
+    return patient.centre if patient is not None and patient.centre_id else None
 
 
 def never_treated_errors(*, reason, dose_count, pump_never_used):

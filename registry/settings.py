@@ -145,6 +145,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# Dates are shown and taken as YYYY-MM-DD in every language, never 04/03/2026 (registry.formats, registry.dates).
+FORMAT_MODULE_PATH = ["registry.formats"]
+# The registry's own clock; each centre's "today" is in its own zone (sites.Centre.time_zone, registry.rules).
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/London")
 USE_I18N = True
 USE_TZ = True

@@ -134,13 +134,15 @@ class GradingSystem(models.TextChoices):
 
 
 class ClavienDindo(models.TextChoices):
-    I = "I", "I"  # noqa: E741 (Clavien-Dindo grade I)
-    II = "II", "II"
-    IIIA = "IIIa", "IIIa"
-    IIIB = "IIIb", "IIIb"
-    IVA = "IVa", "IVa"
-    IVB = "IVb", "IVb"
-    V = "V", "V (death)"
+    """Values are the grades as stored and sent by the API; labels as a surgeon writes them."""
+
+    I = "I", "Clavien-Dindo grade I"  # noqa: E741 (Clavien-Dindo grade I)
+    II = "II", "Clavien-Dindo grade II"
+    IIIA = "IIIa", "Clavien-Dindo grade IIIa"
+    IIIB = "IIIb", "Clavien-Dindo grade IIIb"
+    IVA = "IVa", "Clavien-Dindo grade IVa"
+    IVB = "IVb", "Clavien-Dindo grade IVb"
+    V = "V", "Clavien-Dindo grade V (death)"
 
 
 class Management(models.TextChoices):

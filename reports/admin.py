@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from sites import access
-from sites.admin_mixins import AuditedAdmin, CentreScopedAdminMixin
+from sites.admin_mixins import ISO_DATE_OVERRIDES, AuditedAdmin, CentreScopedAdminMixin
 
 from . import services
 from .models import CentreReport, OutlierReview, ReportRun
@@ -57,6 +57,7 @@ class ReportRunAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status"]
     fields = ["period", "data_cut", "status", "method_version", "triggered_by", "started_at", "finished_at"]
+    formfield_overrides = ISO_DATE_OVERRIDES  # the period as YYYY-MM-DD (registry.dates)
     inlines = [CentreReportInline]
     actions = ["start_again"]
 

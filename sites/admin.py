@@ -23,7 +23,7 @@ class ReportRecipientInline(admin.TabularInline):
 
 @admin.register(Centre)
 class CentreAdmin(CentreScopedAdminMixin, AuditedAdmin):
-    list_display = ["code", "name", "country", "active"]
+    list_display = ["code", "name", "country", "time_zone", "bilirubin_unit", "active"]
     list_filter = ["active", "country"]
     search_fields = ["code", "name"]
     inlines = [ReportRecipientInline]

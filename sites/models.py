@@ -44,6 +44,7 @@ class Centre(Versioned):
     time_zone = models.CharField(
         max_length=64,
         default="Europe/London",
+        db_default="Europe/London",
         validators=[validate_time_zone],
         help_text="IANA time zone (e.g. 'Asia/Tokyo'): the centre's 'today' for the no-future-dates rules.",
     )
@@ -51,6 +52,8 @@ class Centre(Versioned):
         max_length=10,
         choices=BilirubinUnit.choices,
         default=BilirubinUnit.MICROMOL_PER_L,
+        # A database default too, so a row written without the column (an older migration's model) is valid.
+        db_default=BilirubinUnit.MICROMOL_PER_L,
         help_text="The unit the centre's laboratory reports bilirubin in: entry and display use it; "
         "the registry stores µmol/L.",
     )

@@ -55,6 +55,8 @@ def test_registry_wide_records_take_a_reason(client, coordinator, centre_a):
         "name": "Centre A (renamed)",
         "country": centre_a.country,
         "active": "on",
+        "time_zone": centre_a.time_zone,  # the Centre admin shows both (issue 13)
+        "bilirubin_unit": centre_a.bilirubin_unit,
         "change_reason": "Hospital merger",
         "report_recipients-TOTAL_FORMS": "0",
         "report_recipients-INITIAL_FORMS": "0",

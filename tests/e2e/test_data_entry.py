@@ -26,9 +26,9 @@ IMPLANTED_ON = datetime.date(2024, 3, 1)
 DOESNT_EXIST = re.compile(r"doesn.t exist")  # Django writes "doesn’t exist"
 
 
-def uk(date):
-    """As a data manager types a date on this en-GB site."""
-    return date.strftime("%d/%m/%Y")
+def iso(date):
+    """As a data manager types a date: YYYY-MM-DD, the only form the admin takes (registry.dates)."""
+    return date.isoformat()
 
 
 def choose_in_autocomplete(page, field, term, expected):
@@ -83,7 +83,7 @@ def test_data_manager_enters_a_case_and_cannot_reach_another_centre(
     expect(options).to_have_text(["SURG-A1"])  # centre B's surgeon is not offered
     options.first.click()
     expect(page.locator("#select2-id_surgeon-container")).to_have_text("SURG-A1")
-    page.locator("#id_implanted_on").fill(uk(IMPLANTED_ON))
+    page.locator("#id_implanted_on").fill(iso(IMPLANTED_ON))
     page.locator("#id_indication").select_option("unresectable_first_line")
     page.locator("#id_approach").select_option("laparotomy")
     page.locator("#id_device").select_option("constant_flow_pump")
@@ -92,7 +92,7 @@ def test_data_manager_enters_a_case_and_cannot_reach_another_centre(
     complications.locator(".add-row a").click()
     complications.locator("#id_complications-0-type").select_option(str(complication_type.pk))
     # Wrong twice: onset before the implantation, and a grade outside 1-5.
-    complications.locator("#id_complications-0-onset_on").fill(uk(IMPLANTED_ON - datetime.timedelta(days=10)))
+    complications.locator("#id_complications-0-onset_on").fill(iso(IMPLANTED_ON - datetime.timedelta(days=10)))
     complications.locator("#id_complications-0-grade").fill("7")
     page.locator('input[name="_save"]').click()
 
@@ -107,7 +107,7 @@ def test_data_manager_enters_a_case_and_cannot_reach_another_centre(
     expect(page.locator("#select2-id_surgeon-container")).to_have_text("SURG-A1")
 
     onset_on = IMPLANTED_ON + datetime.timedelta(days=45)
-    complications.locator("#id_complications-0-onset_on").fill(uk(onset_on))
+    complications.locator("#id_complications-0-onset_on").fill(iso(onset_on))
     complications.locator("#id_complications-0-grade").fill("3")
     page.locator('input[name="_save"]').click()
     expect(page.locator(".messagelist .success")).to_contain_text("was added successfully")

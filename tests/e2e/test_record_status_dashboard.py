@@ -187,7 +187,7 @@ def test_data_manager_reads_filters_and_follows_the_record_status_dashboard(
     expect(page.locator("#select2-id_patient-container")).to_have_text("HAI-QUERIED1")
     expect(page.locator("#liver_tests-group")).to_be_in_viewport()
     expect(page.locator("#liver_tests-group #id_liver_tests-0-measured_on")).to_have_value(
-        liver_test.measured_on.strftime("%d/%m/%Y")
+        liver_test.measured_on.isoformat()  # the admin shows dates as YYYY-MM-DD (registry.formats)
     )
 
     # The operation cell opens the implantation record itself; the row's first cell too.

@@ -70,7 +70,7 @@ def test_coordinator_starts_a_run_and_sees_its_progress(live_server, page, vocab
 
     # --- Report runs → Add: the period only; the data cut defaults to the end of the month.
     page.goto(f"{admin}reports/reportrun/add/")
-    page.locator("#id_period").fill("01/06/2024")
+    page.locator("#id_period").fill("2024-06-01")  # ISO only (registry.dates)
     page.locator('input[name="_save"]').click()
 
     # --- Back at once, on the run's page, while no report could be rendered yet.

@@ -25,8 +25,9 @@ GIVEN_ON = IMPLANTED_ON + datetime.timedelta(days=14)
 CODE = "fudr_dose_outside_usual"
 
 
-def uk(date):
-    return date.strftime("%d/%m/%Y")
+def iso(date):
+    """YYYY-MM-DD, the only form the admin takes (registry.dates)."""
+    return date.isoformat()
 
 
 def test_data_manager_confirms_an_unusual_fudr_dose(live_server, page, centre_a, data_manager_a):
@@ -45,7 +46,7 @@ def test_data_manager_confirms_an_unusual_fudr_dose(live_server, page, centre_a,
     page.goto(f"{admin}registry/implantation/{implantation.pk}/change/")
     doses = page.locator("#treatments-group")
     doses.locator(".add-row a").click()
-    doses.locator("#id_treatments-0-given_on").fill(uk(GIVEN_ON))
+    doses.locator("#id_treatments-0-given_on").fill(iso(GIVEN_ON))
     doses.locator("#id_treatments-0-drug").select_option("fudr")
     doses.locator("#id_treatments-0-dose").fill("0.5")
     doses.locator("#id_treatments-0-dose_unit").select_option("mg/kg/day")

@@ -1,0 +1,1 @@
+from registry.formats.iso import *  # noqa: F403
