@@ -1055,6 +1055,73 @@ def _date(ordinal):
 
 DEMO_USERS_CENTRES = 2  # the largest centres get a data manager and a centre lead
 
+# The records the shipped import templates name (docs/import_template.csv, docs/import_templates/): seeded
+# in the first demo data manager's centre with ``seed_registry(..., import_examples=True)`` (``seed_demo``
+# does). HAI-IMPORT01 has an implantation on 2024-01-15 (the child forms' rows hang off it); HAI-IMPORT02
+# and HAI-IMPORT03 have none yet (the implantation template's rows create them).
+IMPORT_EXAMPLE_NAMES = {
+    "centre": "",  # empty: the data manager's only centre
+    "surgeon": "DEMO-S01",
+    "patient": "HAI-IMPORT01",
+    "implanted_on": "2024-01-15",
+    "new_patient": "HAI-IMPORT02",
+    "new_patient_2": "HAI-IMPORT03",
+    "new_implanted_on": "2024-03-01",
+    "new_implanted_on_2": "2024-04-15",
+}
+IMPORT_EXAMPLES_FROM = dt.date(2024, 12, 31)  # seeded only when the reference date is on or after
+
+
+def seed_import_examples(centre_id):
+    """The surgeon and patients the shipped import templates name, in centre ``centre_id``; returns counts."""
+    from sites.models import Surgeon
+
+    from .models import Implantation, Patient
+
+    names = IMPORT_EXAMPLE_NAMES
+    surgeon = _bulk(Surgeon, [Surgeon(code=names["surgeon"], centre_id=centre_id, prior_pump_count=30)], 1)[0]
+    patients = _bulk(
+        Patient,
+        [
+            Patient(
+                pseudonym=pseudonym,
+                centre_id=centre_id,
+                birth_year=1958 + i,
+                sex=("female", "male", "female")[i],
+                primary_tumour="colorectal",
+                ras_status="wild_type",
+                liver_metastases_count=5,
+                bilobar_disease=True,
+                extrahepatic_disease=False,
+                prior_systemic_lines=1,
+                consent_on=dt.date(2024, 1, 5),
+                created_at=_stamp((dt.date(2024, 1, 5).toordinal(), 9 * 60)),
+            )
+            for i, pseudonym in enumerate((names["patient"], names["new_patient"], names["new_patient_2"]))
+        ],
+        3,
+    )
+    implanted_on = dt.date.fromisoformat(names["implanted_on"])
+    _bulk(
+        Implantation,
+        [
+            Implantation(
+                patient_id=patients[0].pk,
+                surgeon_id=surgeon.pk,
+                implanted_on=implanted_on,
+                indication="unresectable_first_line",
+                approach="laparotomy",
+                device="constant_flow_pump",
+                operative_minutes=240,
+                blood_loss_ml=300,
+                length_of_stay_days=6,
+                created_at=_stamp((implanted_on.toordinal() + 2, 9 * 60)),
+            )
+        ],
+        1,
+    )
+    return {"sites.Surgeon": 1, "registry.Patient": 3, "registry.Implantation": 1}
+
 
 def create_demo_users(centres):
     """Demo accounts for each role; returns [(username, role, centre code or '')]."""
@@ -1088,8 +1155,11 @@ def seed_registry(
     batch_size=BATCH_SIZE,
     copy=None,
     progress=None,
+    import_examples=False,
 ):
     """Plan and write the demo registry; returns {model label: rows written} plus 'users'.
+
+    ``import_examples``: also seed the records the shipped import templates name (``IMPORT_EXAMPLE_NAMES``).
 
     ``progress(written, total)``, if given, is called after each chunk of
     implantations is written (and once with 0 before the first).
@@ -1276,6 +1346,10 @@ def seed_registry(
             say(f"  {start + len(chunk)} / {len(skeletons)} implantations written")
             if progress is not None:
                 progress(start + len(chunk), len(skeletons))
+        if import_examples and plans and reference_date >= IMPORT_EXAMPLES_FROM:
+            # The records the shipped import templates name (IMPORT_EXAMPLE_NAMES).
+            for label, n in seed_import_examples(plans[0].pk).items():
+                counts[label] += n
     counts["users"] = users
     return counts
 

@@ -7,6 +7,8 @@ uploader's own folder under IMPORT_TEMPORARY_ROOT: another user's token finds no
 """
 
 import contextvars
+import csv
+import io
 import re
 import secrets
 from contextlib import contextmanager
@@ -14,12 +16,16 @@ from pathlib import Path
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import SuspiciousFileOperation
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
+from django.http import Http404, HttpResponse
+from django.urls import path
 from import_export.admin import ImportMixin
 from import_export.forms import ConfirmImportForm
 from import_export.tmp_storages import BaseStorage
 
-from .imports import CONFIRM_WARNINGS_LABEL
+from sites import access
+
+from .imports import CONFIRM_WARNINGS_LABEL, import_formats, template_context, template_csv
 
 # Set by the import admin for the length of one request (registry.admin.ImportWithUploaderStorage).
 current_uploader = contextvars.ContextVar("current_uploader", default=None)
@@ -107,7 +113,7 @@ class SoftWarningImportMixin(ImportMixin):
     """
 
     confirm_form_class = ConfirmWarningsImportForm
-    import_template_name = "admin/registry/implantation/import.html"
+    import_template_name = "admin/registry/import.html"
 
     def get_import_resource_kwargs(self, request, **kwargs):
         form = kwargs.get("form")
@@ -115,3 +121,79 @@ class SoftWarningImportMixin(ImportMixin):
         if isinstance(form, ConfirmWarningsImportForm) and form.is_bound and form.is_valid():
             resource_kwargs["confirm_warnings"] = bool(form.cleaned_data.get("confirm_warnings"))
         return resource_kwargs
+
+
+# --- Every form's import (registry.imports.RESOURCES): the admin side ------------------------------------
+
+ERRORS_SESSION_KEY = "registry_import_errors"
+ERROR_COLUMNS = ["row", "column", "value", "message"]
+
+
+def _csv_response(text, filename):
+    response = HttpResponse("\ufeff" + text, content_type="text/csv; charset=utf-8")  # BOM: Excel reads UTF-8
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class RegistryImportMixin(SoftWarningImportMixin, UploaderStorageImportMixin):
+    """The import of one form: ``import_resource_class`` (registry.imports), the importing user bound to it.
+
+    Beside the import page: ``import/template.csv``, the form's template filled with the user's own
+    centre's codes (``registry.imports.template_context``), and ``import/errors.csv``, the messages of the
+    user's last preview of this form (row, column, value, message), kept in the user's own session only.
+    CSV files may be separated by commas, semicolons or tabs (``registry.imports.DelimitedCSV``).
+    """
+
+    import_resource_class = None  # e.g. registry.imports.PatientResource
+
+    @property
+    def import_formats(self):
+        return import_formats(super().import_formats)
+
+    def get_import_resource_classes(self, request):
+        return [self.import_resource_class]
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        kwargs = super().get_import_resource_kwargs(request, **kwargs)
+        kwargs["user"] = request.user
+        return kwargs
+
+    def has_import_permission(self, request):
+        return access.can_write_clinical(request.user)
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path("import/template.csv", view(self.import_template_view), name=f"{prefix}_import_template"),
+            path("import/errors.csv", view(self.import_errors_view), name=f"{prefix}_import_errors"),
+            *super().get_urls(),
+        ]
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        if request.method == "POST":
+            result = (getattr(response, "context_data", None) or {}).get("result")
+            stored = request.session.get(ERRORS_SESSION_KEY, {})
+            stored[self.opts.label_lower] = list(getattr(result, "error_records", None) or [])
+            request.session[ERRORS_SESSION_KEY] = stored
+        return response
+
+    def import_template_view(self, request):
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        resource = self.import_resource_class
+        return _csv_response(template_csv(resource, template_context(request.user)), f"{resource.form}_import.csv")
+
+    def import_errors_view(self, request):
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        records = request.session.get(ERRORS_SESSION_KEY, {}).get(self.opts.label_lower)
+        if not records:
+            raise Http404("No errors from your last import of this form.")
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=ERROR_COLUMNS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+        return _csv_response(out.getvalue(), f"{self.import_resource_class.form}_import_errors.csv")

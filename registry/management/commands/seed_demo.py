@@ -66,6 +66,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Seed only when the database holds no centres or patients yet; otherwise leave it alone and exit 0.",
         )
+        parser.add_argument(
+            "--no-import-examples",
+            action="store_true",
+            help="Leave out the surgeon DEMO-S01 and the patients HAI-IMPORT01-03 (one implantation) that the "
+            "shipped import templates (docs/import_template*.csv) name.",
+        )
         parser.add_argument("--batch-size", type=int, default=demo.BATCH_SIZE, help="Rows per INSERT (default 5000).")
         parser.add_argument(
             "--no-copy",
@@ -141,6 +147,7 @@ class Command(BaseCommand):
                 batch_size=options["batch_size"],
                 copy=False if options["no_copy"] else None,
                 progress=progress,
+                import_examples=not options["no_import_examples"],
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
