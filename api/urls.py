@@ -25,6 +25,7 @@ urlpatterns = [
     path("auth/token/revoke/", views.RevokeTokenView.as_view(), name="token-revoke"),
     path("auth/token/revoke-all/", views.RevokeAllTokensView.as_view(), name="token-revoke-all"),
     path("vocabularies/", views.VocabularyView.as_view(), name="vocabularies"),
+    path("data-dictionary/", views.DataDictionaryView.as_view(), name="data-dictionary"),
     path("stats/complications/", stats.ComplicationStatsView.as_view(), name="stats-complications"),
     path("stats/pump-use/", stats.PumpUseStatsView.as_view(), name="stats-pump-use"),
     path("stats/survival/", stats.SurvivalStatsView.as_view(), name="stats-survival"),

@@ -168,6 +168,20 @@ class RegistryViewSet(ConditionalWritesMixin, StrictQueryParameters, ExportingLi
         data = self.request.data if isinstance(self.request.data, dict) else {}
         delete_record(instance, user=self.request.user, reason=data.get("reason", ""))
 
+    LATE_ENTRY_HEADER = "Late-Entry"
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """A write of a record dated in a month whose report already ran says so (issue 13, reports.late_entries)."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        record = getattr(self, "_tagged_record", None)
+        if record is not None and request.method in ("POST", "PUT", "PATCH") and 200 <= response.status_code < 300:
+            from reports.late_entries import late_entry_notice
+
+            notice = late_entry_notice(record)
+            if notice:
+                response[self.LATE_ENTRY_HEADER] = notice
+        return response
+
 
 class CentreViewSet(RegistryViewSet):
     __doc__ = (
@@ -381,6 +395,50 @@ class VocabularyView(StrictQueryParameters, APIView):
                 for name, choices in FIXED_VOCABULARIES.items()
             }
         )
+
+
+DATA_DICTIONARY_ROW = {
+    "type": "object",
+    "properties": {
+        "form": {"type": "string", "description": "The form (kind of record), e.g. implantation."},
+        "field": {"type": "string", "description": "The field's name in the API and the CSV import."},
+        "label": {"type": "string"},
+        "type": {
+            "type": "string",
+            "enum": ["date", "date and time", "integer", "decimal", "text", "yes/no", "choice", "reference"],
+        },
+        "unit": {"type": "string", "description": "e.g. U/L, µmol/L, min, mL, days; empty when none."},
+        "required": {"type": "boolean"},
+        "allowed_values": {
+            "type": "string",
+            "description": "Choice codes with labels ('code = label; ...'), or what a reference refers to.",
+        },
+        "range": {"type": "string", "description": "Minimum–maximum from the validators; empty when none."},
+        "missing_code_field": {
+            "type": "string",
+            "description": "The companion field that carries a missing-data code for this field; empty when none.",
+        },
+        "help_text": {"type": "string"},
+        "note": {"type": "string", "description": "Set on free-text notes never shown to investigators."},
+    },
+    "required": ["form", "field", "label", "type", "unit", "required", "allowed_values", "range"],
+}
+
+
+class DataDictionaryView(StrictQueryParameters, APIView):
+    """The data dictionary: one row per field of every form a data manager fills (``registry.data_dictionary``).
+
+    Type, unit, whether required, allowed values (choice codes with labels; for a reference, what it refers
+    to), range and missing-data code field. `?format=csv` gives the same rows as a spreadsheet.
+    """
+
+    permission_classes = [CanReadRegistry]
+
+    @extend_schema(responses={200: {"type": "array", "items": DATA_DICTIONARY_ROW}})
+    def get(self, request):
+        from registry import data_dictionary
+
+        return Response(data_dictionary.rows())
 
 
 class TokenView(StrictQueryParameters, APIView):
