@@ -15,6 +15,7 @@ from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 
 from registry import missing_data
+from registry.dates import parse_iso_date
 from registry.models import (
     DATA_QUERY_RECORD_MODELS,
     Complication,
@@ -76,8 +77,20 @@ def confirmed_warnings_field():
     )
 
 
+class IsoDateField(serializers.DateField):
+    """YYYY-MM-DD only, refused otherwise with the admin's message (registry.dates): 04/03/2026 is ambiguous."""
+
+    def to_internal_value(self, value):
+        try:
+            return parse_iso_date(value)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error), code="invalid") from None
+
+
 class RegistrySerializer(serializers.ModelSerializer):
     """De-identifies for investigators and saves through the service layer."""
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.DateField: IsoDateField}
 
     class Meta:
         # Free text and centre-local details: never shown to investigators.
@@ -275,7 +288,27 @@ class LiverTestSerializer(ImplantationChildSerializer):
             "alp_u_per_l",
             "bilirubin_umol_per_l",
             *missing_data_codes(LiverTest),
+            # Issue 13: ALT, and the laboratory's upper limits of normal.
+            "alt_u_per_l",
+            *LiverTest.UPPER_LIMIT_FIELDS,
         ]
+        # The API's units are the registry's whatever unit a centre enters in: bilirubin in µmol/L.
+        extra_kwargs = {
+            "ast_u_per_l": {"help_text": "AST in U/L."},
+            "alt_u_per_l": {"help_text": "ALT in U/L."},
+            "alp_u_per_l": {"help_text": "Alkaline phosphatase in U/L."},
+            "bilirubin_umol_per_l": {
+                "help_text": "Total bilirubin in µmol/L (one decimal), whatever unit the centre enters it in: "
+                "a value in mg/dL is sent multiplied by 17.1."
+            },
+            "ast_upper_limit": {"help_text": "The laboratory's upper limit of normal for AST, in U/L."},
+            "alt_upper_limit": {"help_text": "The laboratory's upper limit of normal for ALT, in U/L."},
+            "alp_upper_limit": {"help_text": "The laboratory's upper limit of normal for ALP, in U/L."},
+            "bilirubin_upper_limit_umol_per_l": {
+                "help_text": "The laboratory's upper limit of normal for total bilirubin, in µmol/L "
+                "(one decimal; mg/dL × 17.1)."
+            },
+        }
 
 
 class PerfusionCheckSerializer(ImplantationChildSerializer):
@@ -402,7 +435,13 @@ def investigator_serializer(base, kind, *, codes=(), drop=(), origin=None):
         elif model_field is not None and model_field.is_relation:
             raise ImproperlyConfigured(f"{base.__name__}.{name}: a reference for investigators, not a code.")
         names.append(name)
-    meta = type("Meta", (), {"model": model, "fields": names, "read_only_fields": names})
+    # The base's help texts (units, say) reach investigators too; nothing else of its extra_kwargs does.
+    help_texts = {
+        name: {"help_text": options["help_text"]}
+        for name, options in getattr(base.Meta, "extra_kwargs", {}).items()
+        if name in names and "help_text" in options
+    }
+    meta = type("Meta", (), {"model": model, "fields": names, "read_only_fields": names, "extra_kwargs": help_texts})
     doc = (
         f"{model._meta.verbose_name.capitalize()} as investigators see it: no calendar date, no id, no real code. "
         + "Rows and references are opaque codes, the same for one investigator on every request"

@@ -14,8 +14,18 @@ from sites.admin_mixins import (
 
 from . import missing_data, rules
 from .admin_consent import ConsentWithdrawalMixin
+from .admin_units import UNIT_FIELD as BILIRUBIN_UNIT_FIELD
+from .admin_units import BilirubinUnitAdminMixin, BilirubinUnitInlineMixin
 from .admin_warnings import SoftWarningForm, SoftWarningInlineMixin
-from .import_storage import SoftWarningImportMixin, UploaderStorageImportMixin
+from .import_storage import RegistryImportMixin
+from .imports import (
+    ComplicationResource,
+    FollowUpResource,
+    ImplantationResource,
+    LiverTestResource,
+    PatientResource,
+    TreatmentResource,
+)
 from .models import (
     Complication,
     ComplicationType,
@@ -115,6 +125,7 @@ LIVER_TEST_FIELDS = [
     "measured_on",
     "is_baseline",
     *LiverTest.MISSING_DATA_FIELDS,
+    BILIRUBIN_UNIT_FIELD,  # the unit the bilirubin and its ULN are entered in (a form field: registry.admin_units)
     *(missing_data.companion(name) for name in LiverTest.MISSING_DATA_FIELDS),
     *LiverTest.UPPER_LIMIT_FIELDS,
 ]
@@ -133,7 +144,7 @@ FOLLOW_UP_FIELDS = [
 ]
 
 
-class LiverTestInline(ImplantationChildInline, admin.TabularInline):
+class LiverTestInline(BilirubinUnitInlineMixin, ImplantationChildInline, admin.TabularInline):
     model = LiverTest
     template = "admin/edit_inline/tabular.html"
     fields = LIVER_TEST_FIELDS
@@ -191,6 +202,22 @@ class ScopedSaveMixin:
 
         save_record(obj, user=request.user, confirmed_warnings=form.cleaned_data.get("confirmed_warnings", ()))
 
+    def save_related(self, request, form, formsets, change):
+        """After the save: a record dated in a month whose report already ran is in the next one (issue 13)."""
+        super().save_related(request, form, formsets, change)
+        from django.contrib import messages
+
+        from reports.late_entries import late_entry_notice
+
+        saved = [form.instance] if not change or form.has_changed() else []
+        for formset in formsets:
+            saved += [
+                *getattr(formset, "new_objects", ()),
+                *(obj for obj, _ in getattr(formset, "changed_objects", ())),
+            ]
+        for notice in dict.fromkeys(filter(None, map(late_entry_notice, saved))):
+            messages.warning(request, notice)
+
     def has_delete_permission(self, request, obj=None):
         from .services import may_delete
 
@@ -204,9 +231,7 @@ class ScopedSaveMixin:
 
 
 @admin.register(Implantation)
-class ImplantationAdmin(
-    SoftWarningImportMixin, UploaderStorageImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin
-):
+class ImplantationAdmin(RegistryImportMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
     list_display = [
         "__str__",
         "centre_code",
@@ -250,23 +275,25 @@ class ImplantationAdmin(
         ),
     ]
 
-    def get_import_resource_classes(self, request):
-        from .imports import ImplantationResource
-
-        return [ImplantationResource]
-
-    def get_import_resource_kwargs(self, request, **kwargs):
-        kwargs = super().get_import_resource_kwargs(request, **kwargs)
-        kwargs["user"] = request.user
-        return kwargs
-
-    def has_import_permission(self, request):
-        return access.can_write_clinical(request.user)
+    # The file import (registry.imports), with its permission (access.can_write_clinical) and user scope:
+    # registry.import_storage.RegistryImportMixin.
+    import_resource_class = ImplantationResource
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_derived()
 
     import_export_change_list_template = "admin/registry/implantation/change_list_record_status.html"
+    # Its history lists its doses', complications', liver tests', follow-ups' and perfusion checks' too (issue 13).
+    object_history_template = "admin/registry/implantation/object_history.html"
+
+    def history_view(self, request, object_id, extra_context=None):
+        from django.contrib.admin.utils import unquote
+
+        from .child_history import child_history
+
+        rows, truncated = child_history(unquote(object_id)) if str(unquote(object_id)).isdigit() else ([], False)
+        extra_context = {**(extra_context or {}), "child_history": rows, "child_history_truncated": truncated}
+        return super().history_view(request, object_id, extra_context)
 
     def get_urls(self):  # the record status dashboard (issue 12): registry.admin_dashboard
         from django.urls import path
@@ -310,7 +337,8 @@ class SystemicTherapyLineInline(
 
 
 @admin.register(Patient)
-class PatientAdmin(ConsentWithdrawalMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
+class PatientAdmin(RegistryImportMixin, ConsentWithdrawalMixin, CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
+    import_resource_class = PatientResource  # file import (registry.imports), as for each form below
     list_display = ["pseudonym", "centre", "birth_year", "sex", "primary_tumour"]
     list_filter = [VisibleCentreListFilter, "primary_tumour", "sex"]
     search_fields = ["pseudonym"]
@@ -343,32 +371,46 @@ class ChildRecordAdmin(CentreScopedAdminMixin, ScopedSaveMixin, AuditedAdmin):
 
 
 @admin.register(Complication)
-class ComplicationAdmin(ChildRecordAdmin):
+class ComplicationAdmin(RegistryImportMixin, ChildRecordAdmin):
+    import_resource_class = ComplicationResource
     list_display = ["implantation", "type", "onset_on", "grade", "pump_lost"]
     list_filter = ["type", "grade", "pump_lost"]
     list_select_related = ["implantation__patient__centre", "type"]
 
 
 @admin.register(Treatment)
-class TreatmentAdmin(ChildRecordAdmin):
+class TreatmentAdmin(RegistryImportMixin, ChildRecordAdmin):
+    import_resource_class = TreatmentResource
     list_display = ["implantation", "given_on", "drug", "dose", "dose_unit", "dose_change"]
     list_filter = ["drug", "dose_change"]
 
 
 @admin.register(FollowUp)
-class FollowUpAdmin(ChildRecordAdmin):
+class FollowUpAdmin(RegistryImportMixin, ChildRecordAdmin):
+    import_resource_class = FollowUpResource
     list_display = ["implantation", "contact_on", "vital_status", "resected", "pump_never_used"]
     list_filter = ["vital_status", "resected", "pump_never_used"]
     fields = ["implantation", *FOLLOW_UP_FIELDS]
 
 
 @admin.register(LiverTest)
-class LiverTestAdmin(ChildRecordAdmin):
-    list_display = ["implantation", "measured_on", "is_baseline", "ast_u_per_l", "alp_u_per_l", "bilirubin_umol_per_l"]
+class LiverTestAdmin(RegistryImportMixin, BilirubinUnitAdminMixin, ChildRecordAdmin):
+    import_resource_class = LiverTestResource
+    # Bilirubin in the centre's unit (registry.admin_units), the unit written next to each value.
+    list_display = [
+        "implantation",
+        "measured_on",
+        "is_baseline",
+        "ast_u_per_l",
+        "alt_u_per_l",
+        "alp_u_per_l",
+        "bilirubin_in_centre_unit",
+    ]
     fields = [
         "implantation",
         "measured_on",
         "is_baseline",
+        BILIRUBIN_UNIT_FIELD,
         *_coded(*LiverTest.MISSING_DATA_FIELDS),
         tuple(LiverTest.UPPER_LIMIT_FIELDS),
     ]

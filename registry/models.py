@@ -116,7 +116,9 @@ class Patient(Versioned):
     birth_year = models.PositiveSmallIntegerField(validators=[MinValueValidator(1900)])
     sex = models.CharField(max_length=10, choices=Sex.choices)
     primary_tumour = models.CharField(max_length=20, choices=PrimaryTumour.choices)
-    ras_status = models.CharField(max_length=20, choices=RasStatus.choices, default=RasStatus.UNKNOWN)
+    ras_status = models.CharField(
+        max_length=20, choices=RasStatus.choices, default=RasStatus.UNKNOWN, verbose_name="RAS status"
+    )
     liver_metastases_count = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MaxValueValidator(200)], verbose_name="number of liver metastases"
     )
@@ -160,7 +162,7 @@ class Patient(Versioned):
 
     def clean(self):
         errors = missing_data.errors(self)
-        today = rules.today()
+        today = rules.today(rules.patient_centre(self))
         if self.birth_year and self.birth_year > today.year:
             errors["birth_year"] = "The birth year cannot be in the future."
         elif self.birth_year and today.year - self.birth_year > 110:
@@ -329,7 +331,7 @@ class Implantation(Versioned):
 
     def clean(self):
         errors = missing_data.errors(self)
-        today = rules.today()
+        today = rules.today(rules.patient_centre(self.patient_or_none))
         if self.implanted_on and self.implanted_on > today:
             errors["implanted_on"] = "The implantation date cannot be in the future."
         patient = self.patient_or_none
@@ -393,7 +395,7 @@ class ImplantationChild(Versioned):
         implantation = self.parent
         if not when or implantation is None:
             return errors
-        if when > rules.today():
+        if when > rules.today(rules.patient_centre(implantation.patient_or_none)):
             errors[self.date_field] = "This date cannot be in the future."
         elif implantation.implanted_on and when < implantation.implanted_on:
             errors[self.date_field] = f"This date precedes the implantation ({implantation.implanted_on})."
@@ -510,7 +512,11 @@ class Complication(ImplantationChild):
         validators=[MinValueValidator(1), MaxValueValidator(5)], help_text="Severity 1–5 (CTCAE grade)."
     )
     clavien_dindo = models.CharField(
-        max_length=4, choices=ClavienDindo.choices, blank=True, help_text="For surgical events graded by Clavien-Dindo."
+        max_length=4,
+        choices=ClavienDindo.choices,
+        blank=True,
+        verbose_name="Clavien-Dindo grade",
+        help_text="For surgical events graded by Clavien-Dindo.",
     )
     management = models.CharField(max_length=20, choices=Management.choices, default=Management.NONE)
     pump_lost = models.BooleanField(default=False, help_text="Pump lost (not salvaged) because of this complication.")
@@ -685,7 +691,7 @@ class SystemicTherapyLine(Versioned):
 
     def clean(self):
         errors = {}
-        today = rules.today()
+        today = rules.today(rules.patient_centre(getattr(self, "patient", None)))
         if self.started_on and self.started_on > today:
             errors["started_on"] = "The start date cannot be in the future."
         if self.ended_on and self.ended_on > today:

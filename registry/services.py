@@ -195,7 +195,7 @@ def withdraw_consent(patient, *, user, withdrawn_on, reason):
             errors["reason"] = "Say why (e.g. the patient's letter to the centre); no names or clinical details."
         if withdrawn_on is None:
             errors["withdrawn_on"] = "Give the date consent was withdrawn."
-        elif withdrawn_on > rules.today():
+        elif withdrawn_on > rules.today(patient.centre):
             errors["withdrawn_on"] = "The date of the withdrawal cannot be in the future."
         elif patient.consent_on and withdrawn_on < patient.consent_on:
             errors["withdrawn_on"] = f"Consent was given on {patient.consent_on}; it cannot be withdrawn before."

@@ -4,12 +4,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from simple_history.admin import SimpleHistoryAdmin
 
+from registry.dates import ISODateField
+
 from . import access, reads
 from .versioning import StaleRecord, Versioned, last_change_of
+
+# Every date of the admin's forms: YYYY-MM-DD only, refused otherwise with what the text may have meant
+# (registry.dates). The calendar widget writes the locale's first input format, ISO (registry.formats).
+ISO_DATE_OVERRIDES = {models.DateField: {"form_class": ISODateField}}
 
 
 class CentreScopedAdminMixin:
@@ -53,6 +60,15 @@ class CentreScopedAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and self._centre_allows(request, obj, access.can_edit_centre)
+
+    def get_changeform_initial_data(self, request):
+        """A data manager of exactly one centre finds it chosen on a new record (still theirs to change)."""
+        initial = super().get_changeform_initial_data(request)
+        if "centre" not in initial and any(field.name == "centre" for field in self.model._meta.fields):
+            ids = access.editable_centre_ids(request.user)
+            if ids is not access.ALL_CENTRES and len(ids) == 1:
+                initial["centre"] = next(iter(ids))
+        return initial
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
@@ -181,11 +197,24 @@ class ReasonedDeletionFormSet(BaseInlineFormSet):
 
         delete_record(obj, user=self.deleting_user, reason=self.data.get(self.reason_field, ""))
 
+    # Rows added or changed on the parent's page keep the page's reason in their history too (issue 13).
+    def _with_page_reason(self, form):
+        form.instance._change_reason = self.data.get(self.reason_field, "").strip() or None
+
+    def save_new(self, form, commit=True):
+        self._with_page_reason(form)
+        return super().save_new(form, commit)
+
+    def save_existing(self, form, obj, commit=True):
+        self._with_page_reason(form)
+        return super().save_existing(form, obj, commit)
+
 
 class AuditedInlineMixin:
     """Inline rows: the same version check as the page, and deletions with the page's reason."""
 
     formset = ReasonedDeletionFormSet
+    formfield_overrides = ISO_DATE_OVERRIDES
 
     def get_formset(self, request, obj=None, **kwargs):
         kwargs["form"] = with_version_check(kwargs.get("form", self.form))
@@ -206,6 +235,7 @@ class AuditedAdmin(SimpleHistoryAdmin):
 
     CHANGE_REASON = "change_reason"
     DELETION_REASON = "reason"
+    formfield_overrides = ISO_DATE_OVERRIDES
     delete_confirmation_template = "admin/audited_delete_confirmation.html"
 
     def get_form(self, request, obj=None, change=False, **kwargs):
