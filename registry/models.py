@@ -747,6 +747,8 @@ class FollowUp(ImplantationChild):
     # The outcome fields that may be left empty. A progression date left empty with no code reads as no
     # progression known at this contact; "unknown" says progression was not assessed.
     MISSING_DATA_FIELDS = ("response", "resection_margin", "hepatic_progression_on", "progression_on")
+    # The records a field is asked of, where not every record (completeness counts only these).
+    MISSING_DATA_APPLIES = {"resection_margin": Q(resected=True)}
 
     EVENT_DATE_FIELDS = ("resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
 

@@ -53,8 +53,10 @@ def _counts(model, records, centre_filter):
     """{"<field>__<state or code>__<centre | registry>": count, "n__<side>": records}, in one query."""
     aggregates = {"n__registry": Count("pk"), "n__centre": Count("pk", filter=centre_filter)}
     for name in model.MISSING_DATA_FIELDS:
+        # A field asked only of some records (a resection margin, of a resection) is counted over those only.
+        applies = getattr(model, "MISSING_DATA_APPLIES", {}).get(name, Q())
         for wanted in (missing_data.RECORDED, missing_data.MISSING, *MissingReason.values):
-            condition = missing_data.state_q(model, name, wanted)
+            condition = missing_data.state_q(model, name, wanted) & applies
             aggregates[f"{name}__{wanted}__registry"] = Count("pk", filter=condition)
             aggregates[f"{name}__{wanted}__centre"] = Count("pk", filter=condition & centre_filter)
     return records.order_by().aggregate(**aggregates)

@@ -223,11 +223,7 @@ def render_report(report_id):
         method_version=run.method_version,
         case_mix=run.case_mix or None,  # None (a run frozen before the model existed): fitted on the snapshot
         previous=_previous_numbers(report),
-        extra={
-            "late_entries": _late_entries(report),
-            "data_queries": _open_data_queries(report),
-            "data_items": _data_items(report),
-        },
+        extra={"late_entries": _late_entries(report), **completeness_extras(report.centre, run.data_cut)},
     )
     alarms = [
         {"measure": c["key"], "level": "alarm", "surgeon": None}
@@ -306,18 +302,17 @@ def _late_entries(report):
     return {"count": count, "since": timezone.localtime(previous).strftime("%Y-%m-%d %H:%M")}
 
 
-def _open_data_queries(report):
-    """The centre's data queries not closed at the run's data cut, by rule (the completeness section)."""
+def completeness_extras(centre, data_cut):
+    """What the completeness section reads from the live tables as of the data cut, not from the snapshot:
+    the centre's data queries not closed, by rule, and its data items recorded, known missing and missing."""
     from registry.data_quality import open_query_counts
 
-    return open_query_counts(report.centre, as_of=report.run.data_cut)
-
-
-def _data_items(report):
-    """The data items recorded, known missing and missing, centre and registry, at the run's data cut."""
     from .data_items import data_item_counts
 
-    return data_item_counts(report.centre, data_cut=report.run.data_cut)
+    return {
+        "data_queries": open_query_counts(centre, as_of=data_cut),
+        "data_items": data_item_counts(centre, data_cut=data_cut),
+    }
 
 
 def _cases_to_review(report, alarms):

@@ -27,7 +27,7 @@ from registry.models import ComplicationType
 from reports.cohort import cohort
 from reports.rendering import build_report_context, render_pdf
 from reports.selectors import cases_to_review
-from reports.services import render_stored_html
+from reports.services import completeness_extras, render_stored_html
 from sites.models import Centre
 
 
@@ -109,6 +109,7 @@ class Command(BaseCommand):
             data_cut=data_cut,
             complication_types=types,
             method_version=options["method_version"] or _method_version(),
+            extra=completeness_extras(Centre.objects.get(code=centre), data_cut),
         )
         # The stored copy, as a centre downloads it: with its cases to review (demo pseudonyms only).
         context["cases_to_review"] = cases_to_review(
