@@ -503,6 +503,11 @@ class CaseFactory:
             "never_treated_reason": "",
             "never_treated_note": "",
         }
+        # About half the empty operative items are known to be missing (not in the operative note), the rest
+        # not yet entered; decided without drawing from rng, so the rest of the demo stays as it was.
+        for name in ("operative_minutes", "blood_loss_ml", "length_of_stay_days"):  # Implantation.MISSING_DATA_FIELDS
+            if implantation[name] is None and imp % 2:
+                implantation[name + "_missing"] = "unknown"
 
         # --- never treated?
         nt_p = centre.never_treated * NEVER_TREATED_FACTOR[indication]
@@ -875,13 +880,16 @@ class CaseFactory:
         bili_v = None if rng.random() < 0.04 else Decimal(str(_clamp(round(bili * noise(0, 0.15), 1), 1.0, 999.9)))
         if ast_v is None and alp_v is None and bili_v is None:
             ast_v = round(ast)
-        return {
-            "measured_on": day,
-            "is_baseline": is_baseline,
+        values = {
             "ast_u_per_l": ast_v,
+            # ALT tracks AST in hepatocellular injury; derived, so the demo's random draws are unchanged.
+            "alt_u_per_l": None if ast_v is None else _clamp(round(ast_v * 0.85), 5, 10000),
             "alp_u_per_l": alp_v,
             "bilirubin_umol_per_l": bili_v,
         }
+        # A test left out of a panel is recorded as not done on every other day, left empty otherwise.
+        codes = {f"{name}_missing": "not_done" for name, value in values.items() if value is None and day % 2}
+        return {"measured_on": day, "is_baseline": is_baseline, **values, **codes}
 
     def _line(self, number, tumour, ras, began, ends, end, dead):
         rng = self.rng
