@@ -53,6 +53,8 @@ PREFIXES = {
     "liver-test": "LT",
     "perfusion-check": "PC",
     "systemic-therapy-line": "SL",
+    "systemic-toxicity": "TO",
+    "readmission": "RA",
 }
 ROUNDS = 4
 MASK32 = 0xFFFFFFFF

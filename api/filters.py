@@ -28,7 +28,9 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 from registry.vocabulary import Indication, Sex
@@ -353,6 +355,8 @@ ComplicationFilter.base_filters["type"] = filters.CharFilter(
 FollowUpFilter = child_filter(FollowUp, "contact_on", ["vital_status", "resected", "pump_never_used"])
 LiverTestFilter = child_filter(LiverTest, "measured_on", ["is_baseline"])
 PerfusionCheckFilter = child_filter(PerfusionCheck, "checked_on", ["extrahepatic_perfusion"])
+SystemicToxicityFilter = child_filter(SystemicToxicity, "onset_on", ["term", "grade"])
+ReadmissionFilter = child_filter(Readmission, "occurred_on", ["kind", "reason"])
 
 
 class SystemicTherapyLineFilter(RegistryFilterSet):

@@ -25,7 +25,9 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 from registry.services import save_record
@@ -206,6 +208,17 @@ class ImplantationSerializer(RegistrySerializer):
     surgeon_sequence = serializers.IntegerField(
         read_only=True, help_text="The surgeon's pump number at this implantation, pre-registry pumps included."
     )
+    replaces = ScopedPrimaryKeyRelatedField(
+        queryset=Implantation.objects.all(),
+        required=False,  # left out of a PUT: unchanged
+        allow_null=True,
+        help_text="The id of the same patient's implantation whose pump this one replaces; null for a first pump.",
+    )
+
+    def get_unique_together_validators(self):
+        # DRF would require ``replaces`` (the condition of the one-per-patient-and-date constraint) in every
+        # body; the model's full_clean (registry.services.save_record) checks the constraint, same message.
+        return []
 
     class Meta(RegistrySerializer.Meta):
         model = Implantation
@@ -218,6 +231,7 @@ class ImplantationSerializer(RegistrySerializer):
             "days_to_first_dose",
             "surgeon_sequence",
             *missing_data_codes(Implantation),
+            "replaces",
         ]
         identifying_fields = ("never_treated_note",)
         extra_kwargs = {"never_treated_note": {"required": False}}
@@ -315,6 +329,22 @@ class PerfusionCheckSerializer(ImplantationChildSerializer):
     class Meta(RegistrySerializer.Meta):
         model = PerfusionCheck
         fields = ["id", "implantation", "checked_on", "timing", "method", "extrahepatic_perfusion"]
+
+
+class SystemicToxicitySerializer(ImplantationChildSerializer):
+    class Meta(RegistrySerializer.Meta):
+        model = SystemicToxicity
+        fields = ["id", "implantation", "term", "grade", "onset_on"]
+        extra_kwargs = {
+            "term": {"help_text": "CTCAE v5.0 term (GET /api/v1/vocabularies/)."},
+            "grade": {"help_text": "CTCAE v5.0 grade, 1–5."},
+        }
+
+
+class ReadmissionSerializer(ImplantationChildSerializer):
+    class Meta(RegistrySerializer.Meta):
+        model = Readmission
+        fields = ["id", "implantation", "kind", "occurred_on", "reason"]
 
 
 class SystemicTherapyLineSerializer(RegistrySerializer):
@@ -469,6 +499,7 @@ InvestigatorImplantationSerializer = investigator_serializer(
         "patient": ("patient", "patient_id"),
         "surgeon": ("surgeon", "surgeon_id"),
         "centre": ("centre", "patient.centre_id"),
+        "replaces": ("implantation", "replaces_id"),  # the replaced implantation's code
     },
 )
 CHILD_CODES = {"implantation": ("implantation", "implantation_id")}
@@ -486,6 +517,12 @@ InvestigatorLiverTestSerializer = investigator_serializer(
 )
 InvestigatorPerfusionCheckSerializer = investigator_serializer(
     PerfusionCheckSerializer, "perfusion-check", codes=CHILD_CODES, origin=IMPLANTATION_DATE
+)
+InvestigatorSystemicToxicitySerializer = investigator_serializer(
+    SystemicToxicitySerializer, "systemic-toxicity", codes=CHILD_CODES, origin=IMPLANTATION_DATE
+)
+InvestigatorReadmissionSerializer = investigator_serializer(
+    ReadmissionSerializer, "readmission", codes=CHILD_CODES, origin=IMPLANTATION_DATE
 )
 InvestigatorSystemicTherapyLineSerializer = investigator_serializer(
     SystemicTherapyLineSerializer,

@@ -22,7 +22,9 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 from registry.services import delete_record
@@ -317,6 +319,37 @@ class PerfusionCheckViewSet(RegistryViewSet):
     ordering_fields = ["id", "checked_on"]
 
 
+class SystemicToxicityViewSet(RegistryViewSet):
+    __doc__ = (
+        "Systemic toxicities (CTCAE v5.0 term and grade). Investigators get `onset_day`, days from the implantation."
+        + INVESTIGATOR_SHAPE
+    )
+
+    queryset = SystemicToxicity.objects.all()
+    serializer_class = serializers.SystemicToxicitySerializer
+    investigator_serializer_class = serializers.InvestigatorSystemicToxicitySerializer
+    opaque_kind = "systemic-toxicity"
+    days_origin = serializers.IMPLANTATION_DATE
+    filterset_class = filters.SystemicToxicityFilter
+    ordering_fields = ["id", "onset_on", "grade"]
+    investigator_ordering_fields = ["grade"]
+
+
+class ReadmissionViewSet(RegistryViewSet):
+    __doc__ = (
+        "Readmissions and reoperations. Investigators get `occurred_day`, days from the implantation."
+        + INVESTIGATOR_SHAPE
+    )
+
+    queryset = Readmission.objects.all()
+    serializer_class = serializers.ReadmissionSerializer
+    investigator_serializer_class = serializers.InvestigatorReadmissionSerializer
+    opaque_kind = "readmission"
+    days_origin = serializers.IMPLANTATION_DATE
+    filterset_class = filters.ReadmissionFilter
+    ordering_fields = ["id", "occurred_on"]
+
+
 class SystemicTherapyLineViewSet(RegistryViewSet):
     __doc__ = (
         "Systemic therapy lines. Investigators get `started_day` and `ended_day`, days from the patient's first "
@@ -365,6 +398,9 @@ FIXED_VOCABULARIES = {
     "pump_end_reason": vocabulary.PumpEndReason,
     "regimen": vocabulary.SystemicRegimen,
     "biologic": vocabulary.Biologic,
+    "systemic_toxicity_term": vocabulary.SystemicToxicityTerm,
+    "readmission_kind": vocabulary.ReadmissionKind,
+    "readmission_reason": vocabulary.ReadmissionReason,
 }
 
 

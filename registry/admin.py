@@ -34,7 +34,9 @@ from .models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 from .vocabulary import DoseChange
@@ -157,6 +159,18 @@ class FollowUpInline(ImplantationChildInline):
     fields = FOLLOW_UP_FIELDS
 
 
+class SystemicToxicityInline(ImplantationChildInline, admin.TabularInline):
+    model = SystemicToxicity
+    template = "admin/edit_inline/tabular.html"
+    fields = ["term", "grade", "onset_on"]
+
+
+class ReadmissionInline(ImplantationChildInline, admin.TabularInline):
+    model = Readmission
+    template = "admin/edit_inline/tabular.html"
+    fields = ["kind", "occurred_on", "reason"]
+
+
 class TreatedListFilter(admin.SimpleListFilter):
     title = "ever treated"
     parameter_name = "treated"
@@ -254,7 +268,15 @@ class ImplantationAdmin(RegistryImportMixin, CentreScopedAdminMixin, ScopedSaveM
     date_hierarchy = "implanted_on"
     list_select_related = ["patient__centre", "surgeon"]
     readonly_fields = ["centre_code", "treated_display", "days_to_first_dose_display", "surgeon_sequence_display"]
-    inlines = [PerfusionCheckInline, TreatmentInline, ComplicationInline, LiverTestInline, FollowUpInline]
+    inlines = [
+        PerfusionCheckInline,
+        TreatmentInline,
+        ComplicationInline,
+        LiverTestInline,
+        FollowUpInline,
+        SystemicToxicityInline,
+        ReadmissionInline,
+    ]
     fieldsets = [
         (None, {"fields": ["patient", "surgeon", "implanted_on", "indication", "approach", "device"]}),
         (
@@ -269,11 +291,29 @@ class ImplantationAdmin(RegistryImportMixin, CentreScopedAdminMixin, ScopedSaveM
             },
         ),
         ("Never treated", {"fields": ["never_treated_reason", "never_treated_note"]}),
+        ("Replacement pump and trial", {"fields": ["replaces", ("trial", "trial_arm")]}),
         (
             "Derived (read-only)",
             {"fields": ["centre_code", "treated_display", "days_to_first_dose_display", "surgeon_sequence_display"]},
         ),
     ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        request._replacing_implantation = obj  # read by formfield_for_foreignkey, for the replaces choices
+        return super().get_form(request, obj, change, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "replaces" and formfield is not None:
+            # The same patient's other implantations (a new one: the centre's; clean() names the rule).
+            obj = getattr(request, "_replacing_implantation", None)
+            queryset = formfield.queryset.select_related("patient")
+            if obj is not None and obj.pk:
+                queryset = queryset.filter(patient_id=obj.patient_id, implanted_on__lte=obj.implanted_on).exclude(
+                    pk=obj.pk
+                )
+            formfield.queryset = queryset
+        return formfield
 
     # The file import (registry.imports), with its permission (access.can_write_clinical) and user scope:
     # registry.import_storage.RegistryImportMixin.
@@ -419,6 +459,20 @@ class LiverTestAdmin(RegistryImportMixin, BilirubinUnitAdminMixin, ChildRecordAd
 @admin.register(PerfusionCheck)
 class PerfusionCheckAdmin(ChildRecordAdmin):
     list_display = ["implantation", "checked_on", "timing", "method", "extrahepatic_perfusion"]
+
+
+@admin.register(SystemicToxicity)
+class SystemicToxicityAdmin(ChildRecordAdmin):
+    list_display = ["implantation", "term", "grade", "onset_on"]
+    list_filter = ["term", "grade"]
+    fields = ["implantation", "term", "grade", "onset_on"]
+
+
+@admin.register(Readmission)
+class ReadmissionAdmin(ChildRecordAdmin):
+    list_display = ["implantation", "kind", "occurred_on", "reason"]
+    list_filter = ["kind", "reason"]
+    fields = ["implantation", "kind", "occurred_on", "reason"]
 
 
 @admin.register(SystemicTherapyLine)

@@ -24,6 +24,8 @@ REGISTRY_MENU = [
     ("LiverTest", None),
     ("FollowUp", "Follow-ups"),
     ("PerfusionCheck", None),
+    ("SystemicToxicity", None),
+    ("Readmission", "Readmissions and reoperations"),
     ("SystemicTherapyLine", None),
     ("DataQuery", None),
     ("SoftWarningConfirmation", None),

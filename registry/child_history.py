@@ -7,9 +7,18 @@ kind of record, what changed (``field: old -> new``, from django-simple-history'
 who, when and the change reason.
 """
 
-from .models import Complication, ComplicationType, FollowUp, LiverTest, PerfusionCheck, Treatment
+from .models import (
+    Complication,
+    ComplicationType,
+    FollowUp,
+    LiverTest,
+    PerfusionCheck,
+    Readmission,
+    SystemicToxicity,
+    Treatment,
+)
 
-CHILD_MODELS = (Treatment, Complication, LiverTest, FollowUp, PerfusionCheck)
+CHILD_MODELS = (Treatment, Complication, LiverTest, FollowUp, PerfusionCheck, SystemicToxicity, Readmission)
 NOT_SHOWN = ("version",)  # bumped at every save (sites.versioning): not a change anyone made
 LIMIT = 500
 ACTIONS = {"+": "Added", "~": "Changed", "-": "Deleted"}

@@ -67,7 +67,9 @@ from .models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 
@@ -83,6 +85,8 @@ IMPLANTATION_CHILDREN = [
     ("complications", Complication, "implantation"),
     ("liver_tests", LiverTest, "implantation"),
     ("follow_ups", FollowUp, "implantation"),
+    ("systemic_toxicities", SystemicToxicity, "implantation"),
+    ("readmissions", Readmission, "implantation"),
 ]
 SYSTEMIC_LINES = ("systemic_therapy_lines", SystemicTherapyLine, "patient")
 # Data queries (issue 12) quote the record's dates and values in their messages: erased with the patient.

@@ -26,7 +26,9 @@ from .models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 
@@ -39,6 +41,8 @@ FORMS = (
     ("complication", Complication),
     ("liver_test", LiverTest),
     ("follow_up", FollowUp),
+    ("systemic_toxicity", SystemicToxicity),
+    ("readmission", Readmission),
     ("systemic_therapy_line", SystemicTherapyLine),
 )
 
@@ -50,6 +54,8 @@ FORM_TITLES = {
     "complication": "Complication",
     "liver_test": "Liver tests",
     "follow_up": "Follow-up",
+    "systemic_toxicity": "Systemic toxicity (CTCAE v5.0)",
+    "readmission": "Readmission or reoperation",
     "systemic_therapy_line": "Systemic therapy line",
 }
 
@@ -61,6 +67,8 @@ REFERENCES = {
     (Patient, "centre"): "centre code (e.g. LYON)",
     (Implantation, "patient"): "patient: its registry id in the API, its registry pseudonym in the CSV import",
     (Implantation, "surgeon"): "surgeon code (registry code of a surgeon of the patient's centre)",
+    (Implantation, "replaces"): "implantation: the registry id of the same patient's replaced implantation "
+    "(not in the CSV import)",
     (Complication, "type"): "complication type code (GET /api/v1/vocabularies/complication-types/)",
     (SystemicTherapyLine, "patient"): "patient: its registry id",
 }
@@ -156,7 +164,14 @@ def _required(field):
 
 
 def _is_note(field):
-    return isinstance(field, (models.CharField, models.TextField)) and not field.choices and not field.unique
+    # A model's SHOWN_TEXT_FIELDS (a trial identifier and arm, say) are text investigators do see.
+    shown = getattr(field.model, "SHOWN_TEXT_FIELDS", ())
+    return (
+        isinstance(field, (models.CharField, models.TextField))
+        and not field.choices
+        and not field.unique
+        and field.name not in shown
+    )
 
 
 def fields_of(model):

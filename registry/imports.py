@@ -819,7 +819,14 @@ class ImplantationResource(RegistryResource):
     length_of_stay_days_missing         no        why length_of_stay_days is empty (as above)
     never_treated_reason                no        code from ``vocabulary.NeverTreatedReason``; only when
                                                   the pump never delivered a dose
+    trial                               no        the trial's registry identifier, e.g. NCT01234567,
+                                                  EudraCT 2015-001234-56, ISRCTN12345678; empty = not
+                                                  in a trial
+    trial_arm                           no        the trial arm (short text); only with a trial
     ==================================  ========  ==================================================
+
+    A replacement pump (``Implantation.replaces``) is not imported: the file only creates first pumps, and
+    a same-day second row for a patient is refused as a duplicate. Enter replacements in the admin or the API.
 
     A missing-data code says the value is known to be missing (``registry.missing_data``): give it
     only with the value's cell empty; a row with both is refused, the message on the code's column.
@@ -889,6 +896,8 @@ class ImplantationResource(RegistryResource):
     blood_loss_ml = _column("blood_loss_ml", WholeNumberWidget())
     length_of_stay_days = _column("length_of_stay_days", WholeNumberWidget())
     never_treated_reason = _column("never_treated_reason", CodeWidget(NeverTreatedReason))
+    trial = _column("trial", TextWidget())
+    trial_arm = _column("trial_arm", TextWidget())
     operative_minutes_missing = _column("operative_minutes_missing", MissingCodeWidget("operative_minutes"))
     blood_loss_ml_missing = _column("blood_loss_ml_missing", MissingCodeWidget("blood_loss_ml"))
     length_of_stay_days_missing = _column("length_of_stay_days_missing", MissingCodeWidget("length_of_stay_days"))

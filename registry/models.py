@@ -190,6 +190,16 @@ DUPLICATE_IMPLANTATION_MESSAGE = (
     "This patient already has an implantation on this date: it is the same implantation entered twice. "
     "Open the existing one instead."
 )
+REPLACED_TWICE_MESSAGE = "This pump is already replaced by another implantation; a pump is replaced only once."
+REPLACES_ITSELF_MESSAGE = "An implantation cannot replace itself."
+TRIAL_ARM_WITHOUT_TRIAL_MESSAGE = "A trial arm only goes with a trial: give the trial's registry identifier."
+# Trial registry identifiers: ClinicalTrials.gov, EudraCT, EU CT (CTIS) and ISRCTN.
+TRIAL_FORMATS = r"^(NCT\d{8}|\d{4}-\d{6}-\d{2}|\d{4}-5\d{5}-\d{2}-\d{2}|ISRCTN\d{8})$"
+TRIAL_FORMAT_MESSAGE = (
+    "Give the trial's registry identifier: NCT followed by 8 digits (ClinicalTrials.gov, e.g. NCT01234567), "
+    "an EudraCT number (e.g. 2015-001234-56), an EU CT number (e.g. 2023-501234-12-00) "
+    "or ISRCTN followed by 8 digits (e.g. ISRCTN12345678)."
+)
 
 
 class Implantation(Versioned):
@@ -231,6 +241,26 @@ class Implantation(Versioned):
     never_treated_note = models.CharField(
         max_length=200, blank=True, help_text="Free text for the centre; never shown to investigators."
     )
+    trial = models.CharField(
+        max_length=20,
+        blank=True,
+        validators=[RegexValidator(TRIAL_FORMATS, TRIAL_FORMAT_MESSAGE)],
+        verbose_name="clinical trial",
+        help_text="The trial's registry identifier (e.g. NCT01234567, EudraCT 2015-001234-56, ISRCTN12345678); "
+        "empty when the patient is not in a trial.",
+    )
+    trial_arm = models.CharField(
+        max_length=40, blank=True, help_text="The trial arm the patient was allocated to; only with a trial."
+    )
+    replaces = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaced_by",
+        verbose_name="replaces pump",
+        help_text="The same patient's earlier implantation whose pump this one replaces; empty for a first pump.",
+    )
     operative_minutes_missing = missing_data.code_field("operative time")
     blood_loss_ml_missing = missing_data.code_field("blood loss")
     length_of_stay_days_missing = missing_data.code_field("length of stay")
@@ -257,8 +287,12 @@ class Implantation(Versioned):
         "blood_loss_ml",
         "length_of_stay_days",
         "never_treated_reason",
+        "trial",
+        "trial_arm",
     )
     MISSING_DATA_FIELDS = ("operative_minutes", "blood_loss_ml", "length_of_stay_days")
+    # Text that is not a centre's free-text note: shown to investigators (registry.data_dictionary).
+    SHOWN_TEXT_FIELDS = ("trial", "trial_arm")
 
     class Meta:
         ordering = ["-implanted_on", "-id"]
@@ -280,11 +314,28 @@ class Implantation(Versioned):
             models.CheckConstraint(condition=Q(approach__in=Approach.values), name="implantation_approach_vocabulary"),
             models.CheckConstraint(condition=Q(device__in=Device.values), name="implantation_device_vocabulary"),
             # The same implantation entered twice would count twice in every statistic. A same-day
-            # replacement pump will be the one exception, once a replacement can name the pump it replaces.
+            # replacement pump (one that names the pump it replaces) is the one exception.
             models.UniqueConstraint(
                 fields=["patient", "implanted_on"],
+                condition=Q(replaces__isnull=True),
                 name="implantation_one_per_patient_and_date",
                 violation_error_message=DUPLICATE_IMPLANTATION_MESSAGE,
+            ),
+            models.CheckConstraint(
+                condition=~Q(trial="") | Q(trial_arm=""),
+                name="implantation_trial_arm_needs_trial",
+                violation_error_message=TRIAL_ARM_WITHOUT_TRIAL_MESSAGE,
+            ),
+            # Same patient, no cycle and not earlier than the replaced pump span rows: clean() checks them.
+            models.CheckConstraint(
+                condition=~Q(replaces=F("id")),
+                name="implantation_not_replacing_itself",
+                violation_error_message=REPLACES_ITSELF_MESSAGE,
+            ),
+            models.UniqueConstraint(
+                fields=["replaces"],
+                name="implantation_replaced_once",
+                violation_error_message=REPLACED_TWICE_MESSAGE,
             ),
         ]
         indexes = [
@@ -343,6 +394,11 @@ class Implantation(Versioned):
             )
         if self.never_treated_note and not self.never_treated_reason:
             errors["never_treated_note"] = "A note only goes with a never-treated reason."
+        if self.trial_arm and not self.trial:
+            errors["trial_arm"] = TRIAL_ARM_WITHOUT_TRIAL_MESSAGE
+        replaces_error = self.replaces_error()
+        if replaces_error:
+            errors["replaces"] = replaces_error
         if self.pk and self.implanted_on:
             earliest = rules.earliest_event_after_implant(self)
             if earliest and earliest[0] < self.implanted_on:
@@ -362,6 +418,34 @@ class Implantation(Versioned):
             errors.setdefault("implanted_on", f"The patient's death is recorded on {death}.")
         if errors:
             raise ValidationError(errors)
+
+    def replaces_error(self):
+        """Why ``replaces`` cannot be this implantation's replaced pump, or None."""
+        if not self.replaces_id:
+            return None
+        if self.pk and self.replaces_id == self.pk:
+            return REPLACES_ITSELF_MESSAGE
+        try:
+            replaced = self.replaces
+        except ObjectDoesNotExist:  # the field's own check says so
+            return None
+        if replaced.patient_id != self.patient_id:
+            return "The replaced pump must be an implantation of the same patient."
+        if self.implanted_on and replaced.implanted_on > self.implanted_on:
+            return (
+                f"The replaced pump was implanted on {replaced.implanted_on}, after this implantation: "
+                "a replacement is implanted on or after the pump it replaces."
+            )
+        # Walk the chain of replaced pumps: reaching this implantation again would be a cycle.
+        seen, current = {self.replaces_id}, replaced
+        while current.replaces_id is not None:
+            if self.pk and current.replaces_id == self.pk:
+                return "This would make a cycle: the replaced pump (or one it replaces) replaces this implantation."
+            if current.replaces_id in seen:  # a cycle further up the chain (should never be stored)
+                return "The replaced pump's chain of replacements is a cycle; correct it first."
+            seen.add(current.replaces_id)
+            current = Implantation.objects.only("id", "replaces_id").get(pk=current.replaces_id)
+        return None
 
 
 class ImplantationChild(Versioned):
@@ -1195,3 +1279,74 @@ class SoftWarningConfirmation(models.Model):
 
     def __str__(self):
         return f"{self.code} on {self.record_model.rsplit('.', 1)[-1]} {self.record_id}"
+
+
+# --- Systemic toxicity, readmissions and reoperations (issue 14) -------------------------------------
+
+from .vocabulary import ReadmissionKind, ReadmissionReason, SystemicToxicityTerm  # noqa: E402
+
+
+class SystemicToxicity(ImplantationChild):
+    """A systemic chemotherapy toxicity, graded by CTCAE v5.0 (NCI, 2017): grade 1 mild to 5 death."""
+
+    date_field = "onset_on"
+    event_label = "systemic toxicity"
+
+    implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="systemic_toxicities")
+    term = models.CharField(max_length=20, choices=SystemicToxicityTerm.choices, help_text="CTCAE v5.0 term.")
+    grade = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)], help_text="CTCAE v5.0 grade, 1–5."
+    )
+    onset_on = models.DateField(verbose_name="onset date")
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["onset_on", "id"]
+        verbose_name = "systemic toxicity"
+        verbose_name_plural = "systemic toxicities"
+        constraints = [
+            models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=5), name="systemic_toxicity_grade_1_to_5"),
+            models.CheckConstraint(
+                condition=Q(term__in=SystemicToxicityTerm.values), name="systemic_toxicity_term_vocabulary"
+            ),
+        ]
+        indexes = [
+            # Toxicity rates by term.
+            models.Index(fields=["term", "implantation"], name="systemic_toxicity_term_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_term_display()} (grade {self.grade}) on {self.onset_on}"
+
+
+class Readmission(ImplantationChild):
+    """A hospital readmission or a reoperation after the implantation (30- and 90-day rates: selectors)."""
+
+    date_field = "occurred_on"
+    event_label = "readmission or reoperation"
+
+    implantation = models.ForeignKey(Implantation, on_delete=models.CASCADE, related_name="readmissions")
+    kind = models.CharField(max_length=20, choices=ReadmissionKind.choices)
+    occurred_on = models.DateField(verbose_name="date", help_text="Admission date, or the date of the operation.")
+    reason = models.CharField(max_length=30, choices=ReadmissionReason.choices)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["occurred_on", "id"]
+        verbose_name = "readmission or reoperation"
+        verbose_name_plural = "readmissions and reoperations"
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=ReadmissionKind.values), name="readmission_kind_vocabulary"),
+            models.CheckConstraint(
+                condition=Q(reason__in=ReadmissionReason.values), name="readmission_reason_vocabulary"
+            ),
+        ]
+        indexes = [
+            # 30- and 90-day rates per implantation (registry.selectors.readmission_rates).
+            models.Index(fields=["implantation", "kind", "occurred_on"], name="readmission_window_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_reason_display()}) on {self.occurred_on}"

@@ -66,13 +66,15 @@ def recorded_death_on(patient, exclude=None):
 
 def _dated_sources():
     """(model, date field, label) of every record dated on or after its implantation."""
-    from .models import Complication, FollowUp, LiverTest, PerfusionCheck, Treatment
+    from .models import Complication, FollowUp, LiverTest, PerfusionCheck, Readmission, SystemicToxicity, Treatment
 
     return [
         (Treatment, "given_on", "HAI dose"),
         (Complication, "onset_on", "complication"),
         (LiverTest, "measured_on", "liver test"),
         (PerfusionCheck, "checked_on", "perfusion check"),
+        (SystemicToxicity, "onset_on", "systemic toxicity"),
+        (Readmission, "occurred_on", "readmission or reoperation"),
         (FollowUp, "hepatic_progression_on", "hepatic progression"),
         (FollowUp, "progression_on", "progression"),
         (FollowUp, "resection_on", "resection"),

@@ -1,6 +1,20 @@
 """Reads: values derived from the record, never stored or typed in."""
 
-from django.db.models import Count, DateField, Exists, F, IntegerField, Min, OuterRef, Q, Subquery, Value
+import datetime
+
+from django.db.models import (
+    Count,
+    DateField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from .vocabulary import DoseChange
@@ -68,3 +82,47 @@ def implantation_derived(implantation):
         sequence = row["derived_surgeon_sequence"]
     days = (first_dose_on - implantation.implanted_on).days if first_dose_on else None
     return {"treated": treated, "days_to_first_dose": days, "surgeon_sequence": sequence}
+
+
+READMISSION_WINDOWS = (30, 90)
+
+
+def readmission_rates(implantations_queryset, *, data_cut):
+    """30- and 90-day readmission and reoperation rates over ``implantations_queryset`` at ``data_cut``.
+
+    {"readmission_30d": (events, n), "readmission_90d": ..., "reoperation_30d": ..., "reoperation_90d": ...}.
+    Complete cases only, as in reports.casemix: an implantation counts in ``n`` when its window (day 0 to
+    day 30 or 90 after ``implanted_on``) had ended by the cut (``implanted_on + days <= cut``), or when it
+    had the event inside the window by the cut; it is an event when at least one readmission (or
+    reoperation) is dated inside the window, on or before the cut. Implantations after the cut are left
+    out. A datetime cut also leaves out rows entered after it (``created_at``). One SQL query.
+    """
+    from .models import Readmission
+    from .vocabulary import ReadmissionKind
+
+    cut = data_cut.date() if isinstance(data_cut, datetime.datetime) else data_cut
+    entered = {"created_at__lte": data_cut} if isinstance(data_cut, datetime.datetime) else {}
+    flags, totals = {}, {}
+    for kind in (ReadmissionKind.READMISSION, ReadmissionKind.REOPERATION):
+        for days in READMISSION_WINDOWS:
+            key = f"{kind}_{days}d"
+            window_end = ExpressionWrapper(
+                OuterRef("implanted_on") + datetime.timedelta(days=days), output_field=DateField()
+            )
+            events = Readmission.objects.filter(
+                implantation=OuterRef("pk"),
+                kind=kind,
+                occurred_on__gte=OuterRef("implanted_on"),
+                occurred_on__lte=window_end,
+                **entered,
+            ).filter(occurred_on__lte=cut)
+            flags[f"_{key}"] = Exists(events)
+            ended = Q(implanted_on__lte=cut - datetime.timedelta(days=days))
+            totals[f"{key}_events"] = Count("pk", filter=Q(**{f"_{key}": True}))
+            totals[f"{key}_n"] = Count("pk", filter=ended | Q(**{f"_{key}": True}))
+    row = implantations_queryset.order_by().filter(implanted_on__lte=cut).annotate(**flags).aggregate(**totals)
+    return {
+        key.removesuffix("_events"): (row[key], row[key.removesuffix("_events") + "_n"])
+        for key in totals
+        if key.endswith("_events")
+    }

@@ -249,3 +249,32 @@ class MissingReason(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
     NOT_DONE = "not_done", "Not done"
     NOT_APPLICABLE = "not_applicable", "Not applicable"
+
+
+class SystemicToxicityTerm(models.TextChoices):
+    """Systemic chemotherapy toxicities recorded alongside HAI (issue 14).
+
+    Labels are the CTCAE v5.0 terms (Common Terminology Criteria for Adverse Events, version 5.0,
+    US NCI, 27 November 2017), graded 1-5 by that version's definitions.
+    """
+
+    NEUTROPENIA = "neutropenia", "Neutrophil count decreased"
+    NEUROPATHY = "neuropathy", "Peripheral sensory neuropathy"
+    DIARRHOEA = "diarrhoea", "Diarrhea"
+    THROMBOCYTOPENIA = "thrombocytopenia", "Platelet count decreased"
+    OTHER = "other", "Other"
+
+
+class ReadmissionKind(models.TextChoices):
+    READMISSION = "readmission", "Readmission"
+    REOPERATION = "reoperation", "Reoperation"
+
+
+class ReadmissionReason(models.TextChoices):
+    PUMP_POCKET = "pump_pocket", "Pump pocket"
+    CATHETER = "catheter", "Catheter"
+    BLEEDING = "bleeding", "Bleeding"
+    INFECTION = "infection", "Infection"
+    BILIARY = "biliary", "Biliary"
+    GASTROINTESTINAL_ULCER = "gastrointestinal_ulcer", "Gastrointestinal ulcer"
+    OTHER = "other", "Other"

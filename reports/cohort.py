@@ -69,6 +69,7 @@ class CohortRow:
     approach: str = ""
     consent_on: datetime.date | None = None  # registry consent: a later consent is a delayed entry
     patient_first_implanted_on: datetime.date | None = None  # the origin of overall survival (per patient)
+    replaces_id: int | None = None  # the implantation whose pump this one replaces (a replacement pump)
     surgeon_sequence: int = 0  # this pump's number in the surgeon's career (pre-registry pumps + earlier ones + 1)
     surgeon_volume: int = 0  # the surgeon's registry implantations in the 12 months before this one
     centre_volume: int = 0  # the centre's, likewise
@@ -162,9 +163,11 @@ def cohort(implantations=None, *, as_of=None):
     )
 
     rows = {}
-    for values in selected.order_by().values_list(*IDENTITY_COLUMNS, *CASE_MIX_COLUMNS.values(), "patient__birth_year"):
+    for values in selected.order_by().values_list(
+        *IDENTITY_COLUMNS, *CASE_MIX_COLUMNS.values(), "patient__birth_year", "replaces_id"
+    ):
         row = CohortRow(*values[: len(IDENTITY_COLUMNS)])
-        *case_mix, birth_year = values[len(IDENTITY_COLUMNS) :]
+        *case_mix, birth_year, row.replaces_id = values[len(IDENTITY_COLUMNS) :]
         for name, value in zip(CASE_MIX_FIELDS, case_mix, strict=True):
             setattr(row, name, value)
         # The age in whole years, not the birth year: nothing in a snapshot that helps identify a patient.

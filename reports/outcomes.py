@@ -170,6 +170,26 @@ class PumpFailureOutcome(Outcome):
         return out
 
 
+def _first_of_patient_key(row):
+    # Earliest first; on one day the pump that replaces none before a same-day replacement; then entry order.
+    return (row.implanted_on, getattr(row, "replaces_id", None) is not None, row.id)
+
+
+def first_of_each_patient(rows):
+    """One row per patient, the patient's first implantation (the start of its chain of replacement pumps).
+
+    Patient-level outcomes (overall and hepatic progression-free survival) count a patient once: a replacement
+    pump (``replaces_id`` set), even a same-day one, never adds the patient a second time. In ``rows``' order
+    of patients' first appearance.
+    """
+    firsts = {}
+    for row in rows:
+        current = firsts.get(row.patient_id)
+        if current is None or _first_of_patient_key(row) < _first_of_patient_key(current):
+            firsts[row.patient_id] = row
+    return list(firsts.values())
+
+
 @dataclass(frozen=True)
 class DeathOutcome(Outcome):
     """Death from any cause. Per implantation (90-day mortality) or per patient from the first implantation."""
@@ -191,7 +211,7 @@ class DeathOutcome(Outcome):
             by_patient.setdefault(row.patient_id, []).append(row)
         out = []
         for patient_rows in by_patient.values():
-            first = min(patient_rows, key=lambda r: (r.implanted_on, r.id))
+            (first,) = first_of_each_patient(patient_rows)
             last_seen = max((r.last_contact_on for r in patient_rows if r.last_contact_on), default=None)
             died_on = first.died_on  # a death is the patient's: every row carries it
             event_on = died_on

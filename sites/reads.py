@@ -55,6 +55,8 @@ PATIENT_PATHS = {
     "registry.followup": "implantation__patient_id",
     "registry.livertest": "implantation__patient_id",
     "registry.perfusioncheck": "implantation__patient_id",
+    "registry.systemictoxicity": "implantation__patient_id",
+    "registry.readmission": "implantation__patient_id",
 }
 NOTES_ATTRIBUTE = "_record_reads"
 # Implantations resolved per query: any page (at most 1,000 rows) in one; an export in a few.

@@ -3,7 +3,15 @@
 from registry.admin import ImplantationAdmin, PatientAdmin
 
 PATIENT_INLINE_PREFIXES = ["implantations", "systemic_lines"]
-IMPLANTATION_INLINE_PREFIXES = ["perfusion_checks", "treatments", "complications", "liver_tests", "follow_ups"]
+IMPLANTATION_INLINE_PREFIXES = [
+    "perfusion_checks",
+    "treatments",
+    "complications",
+    "liver_tests",
+    "follow_ups",
+    "systemic_toxicities",
+    "readmissions",
+]
 
 
 def empty_inlines(prefixes, initial=None):

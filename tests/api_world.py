@@ -56,6 +56,8 @@ def build_world():
             "liver-test": factories.LiverTestFactory(implantation=implantation),
             "perfusion-check": factories.PerfusionCheckFactory(implantation=implantation),
             "systemic-therapy-line": factories.SystemicTherapyLineFactory(patient=implantation.patient),
+            "systemic-toxicity": factories.SystemicToxicityFactory(implantation=implantation),
+            "readmission": factories.ReadmissionFactory(implantation=implantation),
         }
     world["registry-wide"] = {
         "complication-type": factories.ComplicationTypeFactory(code="unused_type", category="other"),
@@ -176,6 +178,27 @@ ENDPOINTS = {
         {"regimen": "capox"},
         ("regimen", "capox"),
         "systemic-therapy-line",
+    ),
+    "systemic-toxicities": Endpoint(
+        "systemic-toxicity",
+        "pk",
+        lambda t: {"implantation": t["implantation"].pk, "term": "diarrhoea", "grade": 2, "onset_on": "2024-04-01"},
+        {"grade": 3},
+        ("grade", 3),
+        "systemic-toxicity",
+    ),
+    "readmissions": Endpoint(
+        "readmission",
+        "pk",
+        lambda t: {
+            "implantation": t["implantation"].pk,
+            "kind": "reoperation",
+            "occurred_on": "2024-03-20",
+            "reason": "catheter",
+        },
+        {"reason": "bleeding"},
+        ("reason", "bleeding"),
+        "readmission",
     ),
     "vocabularies/complication-types": Endpoint(
         "complication-type",

@@ -215,3 +215,28 @@ def known_missing(model, *fields, reason="unknown"):
         out[name] = None if model._meta.get_field(name).null else ""
         out[companion(name)] = reason
     return out
+
+
+# --- Systemic toxicity, readmissions and reoperations (issue 14) --------------------------------------
+
+from registry.models import Readmission, SystemicToxicity  # noqa: E402
+
+
+class SystemicToxicityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SystemicToxicity
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    term = "neutropenia"
+    grade = 2
+    onset_on = factory.LazyAttribute(lambda o: days_after(45, o.implantation.implanted_on))
+
+
+class ReadmissionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Readmission
+
+    implantation = factory.SubFactory(ImplantationFactory)
+    kind = "readmission"
+    occurred_on = factory.LazyAttribute(lambda o: days_after(20, o.implantation.implanted_on))
+    reason = "pump_pocket"

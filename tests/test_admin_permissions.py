@@ -33,11 +33,22 @@ MODELS = {
     "livertest": ("registry", "liver-test"),
     "perfusioncheck": ("registry", "perfusion-check"),
     "systemictherapyline": ("registry", "systemic-therapy-line"),
+    "systemictoxicity": ("registry", "systemic-toxicity"),
+    "readmission": ("registry", "readmission"),
     "centre": ("sites", "centre"),
     "surgeon": ("sites", "surgeon"),
     "complicationtype": ("registry", "complication-type"),
 }
-CHILD_MODELS = ["treatment", "complication", "followup", "livertest", "perfusioncheck", "systemictherapyline"]
+CHILD_MODELS = [
+    "treatment",
+    "complication",
+    "followup",
+    "livertest",
+    "perfusioncheck",
+    "systemictherapyline",
+    "systemictoxicity",
+    "readmission",
+]
 
 
 def _pocket_infection():
@@ -89,6 +100,18 @@ ADD = {
         "biologic": "none",
         "started_on": "2023-06-01",
     },
+    "systemictoxicity": lambda t: {
+        "implantation": str(t["implantation"].pk),
+        "term": "neuropathy",
+        "grade": "2",
+        "onset_on": "2024-04-01",
+    },
+    "readmission": lambda t: {
+        "implantation": str(t["implantation"].pk),
+        "kind": "readmission",
+        "occurred_on": "2024-03-20",
+        "reason": "infection",
+    },
     "centre": lambda t: record_form(factories.CentreFactory.build(code=f"NEW-{t['centre'].code}", country="DE")),
     "surgeon": lambda t: {"code": f"NEW-{t['centre'].code}", "centre": str(t["centre"].pk), "prior_pump_count": "3"},
     "complicationtype": lambda t: {
@@ -109,6 +132,8 @@ CHANGE = {
     "livertest": ({"ast_u_per_l": "55"}, ("ast_u_per_l", 55)),
     "perfusioncheck": ({"extrahepatic_perfusion": "on"}, ("extrahepatic_perfusion", True)),
     "systemictherapyline": ({"regimen": "capox"}, ("regimen", "capox")),
+    "systemictoxicity": ({"grade": "3"}, ("grade", 3)),
+    "readmission": ({"reason": "bleeding"}, ("reason", "bleeding")),
     "centre": ({"name": "Renamed"}, ("name", "Renamed")),
     "surgeon": ({"prior_pump_count": "30"}, ("prior_pump_count", 30)),
     "complicationtype": ({"name": "Renamed"}, ("name", "Renamed")),
@@ -281,6 +306,8 @@ AUTOCOMPLETE = {
     ("registry", "followup", "implantation"): "implantation",
     ("registry", "livertest", "implantation"): "implantation",
     ("registry", "perfusioncheck", "implantation"): "implantation",
+    ("registry", "systemictoxicity", "implantation"): "implantation",
+    ("registry", "readmission", "implantation"): "implantation",
     ("registry", "systemictherapyline", "patient"): "patient",
 }
 # Not a centre's records: accounts, searched by the coordinator alone (memberships are theirs to manage).

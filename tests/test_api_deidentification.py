@@ -26,7 +26,9 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 from reports.models import CentreReport
@@ -51,6 +53,8 @@ RECORDS = {
     "liver-tests": ("liver-test", LiverTest),
     "perfusion-checks": ("perfusion-check", PerfusionCheck),
     "systemic-therapy-lines": ("systemic-therapy-line", SystemicTherapyLine),
+    "systemic-toxicities": ("systemic-toxicity", SystemicToxicity),
+    "readmissions": ("readmission", Readmission),
 }
 # Fields that name a row: always an opaque code of this kind for investigators.
 REFERENCES = {"patient": "patient", "implantation": "implantation", "centre": "centre", "surgeon": "surgeon"}
@@ -90,6 +94,8 @@ def world(db):
         factories.ComplicationFactory(implantation=first, onset_on=days_after(60))
         factories.LiverTestFactory(implantation=first, measured_on=days_after(-10), is_baseline=True)
         factories.LiverTestFactory(implantation=first, measured_on=days_after(30))
+        factories.SystemicToxicityFactory(implantation=first, onset_on=days_after(45))
+        factories.ReadmissionFactory(implantation=first, occurred_on=days_after(20))
         factories.SystemicTherapyLineFactory(patient=patient, started_on=days_after(-200), ended_on=days_after(-30))
         factories.FollowUpFactory(
             implantation=first,
@@ -440,6 +446,8 @@ def test_investigator_queries_do_not_grow_with_page_size(centre_a, investigator,
         factories.LiverTestFactory(implantation=implantation)
         factories.PerfusionCheckFactory(implantation=implantation)
         factories.SystemicTherapyLineFactory(patient=implantation.patient)
+        factories.SystemicToxicityFactory(implantation=implantation)
+        factories.ReadmissionFactory(implantation=implantation)
     client = client_for(investigator)
 
     def count(page_size):

@@ -123,6 +123,8 @@ CLINICAL = [
     "liver-tests",
     "perfusion-checks",
     "systemic-therapy-lines",
+    "systemic-toxicities",
+    "readmissions",
 ]
 
 

@@ -23,6 +23,8 @@ LISTS = {
     "liver-tests": views.LiverTestViewSet,
     "perfusion-checks": views.PerfusionCheckViewSet,
     "systemic-therapy-lines": views.SystemicTherapyLineViewSet,
+    "systemic-toxicities": views.SystemicToxicityViewSet,
+    "readmissions": views.ReadmissionViewSet,
     "reports": views.CentreReportViewSet,
     "vocabularies/complication-types": views.ComplicationTypeViewSet,
 }
@@ -103,6 +105,8 @@ CENTRE_FILTERED = [
     "liver-tests",
     "perfusion-checks",
     "systemic-therapy-lines",
+    "systemic-toxicities",
+    "readmissions",
     *STATS,
 ]
 
@@ -147,7 +151,7 @@ DATE_FILTERS = sorted(
 
 
 def test_every_date_filter_is_iso_only():
-    assert len(DATE_FILTERS) == 12
+    assert len(DATE_FILTERS) == 16
     for path, name in DATE_FILTERS:
         assert isinstance(LISTS[path].filterset_class.base_filters[name], api_filters.IsoDateFilter), (path, name)
 

@@ -60,6 +60,8 @@ def full_patient(centre, *, implantations=2, user=None):
         factories.ComplicationFactory(implantation=implantation)
         factories.LiverTestFactory(implantation=implantation)
         factories.FollowUpFactory(implantation=implantation)
+        factories.SystemicToxicityFactory(implantation=implantation)
+        factories.ReadmissionFactory(implantation=implantation)
     if user is not None:
         patient.birth_year = 1959
         save_record(patient, user=user, reason="Birth year corrected from the referral letter")
@@ -222,6 +224,8 @@ def test_the_tombstone_names_who_when_and_why_and_holds_no_clinical_value(
         "complications": 2,
         "liver_tests": 2,
         "follow_ups": 2,
+        "systemic_toxicities": 2,
+        "readmissions": 2,
         "systemic_therapy_lines": 1,
         "history_rows": tombstone.erased_counts["history_rows"],
         "admin_log_entries": 0,

@@ -19,7 +19,9 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 from sites.models import Role
@@ -35,6 +37,8 @@ FORM_MODELS = {
     "follow_up": FollowUp,
     "perfusion_check": PerfusionCheck,
     "systemic_therapy_line": SystemicTherapyLine,
+    "systemic_toxicity": SystemicToxicity,
+    "readmission": Readmission,
 }
 INTERNAL = {"id", "version", "created_at"}
 

@@ -252,6 +252,8 @@ REGISTRY_MENU = [
     "Liver tests",
     "Follow-ups",
     "Perfusion checks",
+    "Systemic toxicities",
+    "Readmissions and reoperations",
     "Systemic therapy lines",
     "Data queries",
 ]
