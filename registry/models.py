@@ -1010,6 +1010,8 @@ DATA_QUERY_RECORD_MODELS = (
     "registry.followup",
     "registry.perfusioncheck",
     "registry.systemictherapyline",
+    "registry.systemictoxicity",
+    "registry.readmission",
 )
 
 

@@ -131,6 +131,20 @@ def test_a_query_names_a_field_of_its_record(dose, implantation, coordinator):
     assert (patient_query.implantation, patient_query.patient) == (None, implantation.patient)
 
 
+@pytest.mark.parametrize("make", [factories.SystemicToxicityFactory, factories.ReadmissionFactory])
+def test_queries_reach_systemic_toxicities_and_readmissions(make, implantation, centre_b, coordinator, data_manager_a):
+    record = make(implantation=implantation)
+    query = raise_query(record, user=coordinator, message="Check the date.", field_name=record.date_field)
+    assert (query.record_model, query.patient, query.implantation) == (
+        record._meta.label_lower,
+        implantation.patient,
+        implantation,
+    )
+    assert list(DataQuery.objects.editable_by(data_manager_a)) == [query]
+    other = factories.user_with_role(Role.DATA_MANAGER, centre_b, username="dm-other")
+    assert not DataQuery.objects.visible_to(other).exists()
+
+
 def test_the_database_keeps_the_statuses_consistent(query, dose):
     def refused(**fields):
         with pytest.raises(IntegrityError), transaction.atomic():
