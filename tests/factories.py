@@ -240,3 +240,17 @@ class ReadmissionFactory(factory.django.DjangoModelFactory):
     kind = "readmission"
     occurred_on = factory.LazyAttribute(lambda o: days_after(20, o.implantation.implanted_on))
     reason = "pump_pocket"
+
+
+def another_implantation(first, **overrides):
+    """An unsaved implantation of ``first``'s patient, as ``first`` but for ``overrides`` (a duplicate by default)."""
+    fields = {
+        "patient": first.patient,
+        "surgeon": first.surgeon,
+        "implanted_on": first.implanted_on,
+        "indication": first.indication,
+        "approach": first.approach,
+        "device": first.device,
+        "catheter_vessel": first.catheter_vessel,
+    }
+    return Implantation(**{**fields, **overrides})

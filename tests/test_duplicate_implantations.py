@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from registry.models import DUPLICATE_IMPLANTATION_MESSAGE, Implantation
 from registry.services import save_record
 
-from .factories import ImplantationFactory, PatientFactory, SurgeonFactory
+from .factories import ImplantationFactory, PatientFactory, SurgeonFactory, another_implantation
 from .test_import import good_row, to_csv, upload
 
 DAY = datetime.date(2024, 3, 1)
@@ -26,17 +26,7 @@ def first(centre_a):
     )
 
 
-def second_of(first, **overrides):
-    fields = {
-        "patient": first.patient,
-        "surgeon": first.surgeon,
-        "implanted_on": first.implanted_on,
-        "indication": first.indication,
-        "approach": first.approach,
-        "device": first.device,
-        "catheter_vessel": first.catheter_vessel,
-    }
-    return Implantation(**{**fields, **overrides})
+second_of = another_implantation
 
 
 def test_the_service_refuses_the_same_implantation_twice(first, data_manager_a):

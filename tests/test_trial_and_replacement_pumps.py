@@ -19,7 +19,7 @@ from registry.services import save_record
 from reports.cohort import CohortRow, cohort
 from reports.outcomes import OVERALL_SURVIVAL, first_of_each_patient
 
-from .factories import ImplantationFactory, PatientFactory, SurgeonFactory
+from .factories import ImplantationFactory, PatientFactory, SurgeonFactory, another_implantation
 
 DAY = datetime.date(2024, 3, 1)
 LATER = DAY + datetime.timedelta(days=30)
@@ -33,17 +33,7 @@ def first(centre_a):
     )
 
 
-def another(first, **overrides):
-    fields = {
-        "patient": first.patient,
-        "surgeon": first.surgeon,
-        "implanted_on": first.implanted_on,
-        "indication": first.indication,
-        "approach": first.approach,
-        "device": first.device,
-        "catheter_vessel": first.catheter_vessel,
-    }
-    return Implantation(**{**fields, **overrides})
+another = another_implantation
 
 
 def errors_of(record, field):
