@@ -28,6 +28,7 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
     Readmission,
     SystemicTherapyLine,
     SystemicToxicity,
@@ -374,6 +375,12 @@ class SurgeonFilter(RegistryFilterSet):
     class Meta:
         model = Surgeon
         fields = ["active"]
+
+
+class PumpModelFilter(RegistryFilterSet):
+    class Meta:
+        model = PumpModel
+        fields = ["kind", "active"]
 
 
 class ComplicationTypeFilter(RegistryFilterSet):

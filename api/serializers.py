@@ -14,10 +14,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 
-from registry import missing_data
+from registry import missing_data, refills, vocabulary
 from registry.dates import parse_iso_date
 from registry.models import (
     DATA_QUERY_RECORD_MODELS,
+    VARIANT_FIELDS,
     Complication,
     ComplicationType,
     FollowUp,
@@ -25,6 +26,7 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
     Readmission,
     SystemicTherapyLine,
     SystemicToxicity,
@@ -77,6 +79,103 @@ def confirmed_warnings_field():
         "same values to save them. Each confirmation is kept with your name. Codes that are not current "
         "warnings are ignored; a hard rule's error cannot be confirmed.",
     )
+
+
+class CodedSetField(serializers.ListField):
+    """A set of codes of ``vocabulary`` (``registry.fields.CodedSetField``), refused with one message naming
+    the unknown codes and the allowed ones (the model's own message)."""
+
+    def __init__(self, vocabulary, **kwargs):
+        self.vocabulary = vocabulary
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_empty", True)
+        super().__init__(child=serializers.ChoiceField(choices=vocabulary.choices), **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) or not hasattr(data, "__iter__") or isinstance(data, dict):
+            raise serializers.ValidationError("Give a list of codes.", code="not_a_list")
+        codes = list(data)
+        if not all(isinstance(code, str) for code in codes):
+            raise serializers.ValidationError("Give a list of codes.", code="invalid")
+        unknown = [code for code in codes if code not in self.vocabulary.values]
+        if unknown:
+            raise serializers.ValidationError(
+                f"Not a known code: {', '.join(unknown)}. Use one or more of: {', '.join(self.vocabulary.values)}.",
+                code="invalid_choice",
+            )
+        if len(set(codes)) != len(codes):
+            raise serializers.ValidationError("Give each code once.", code="duplicate")
+        return codes
+
+
+VARIANT_HANDLING_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "variant": {"type": "string", "enum": list(vocabulary.HepaticArteryVariant.values)},
+            "handling": {"type": "string", "enum": list(vocabulary.VariantHandling.values)},
+        },
+        "required": ["variant", "handling"],
+    },
+}
+
+
+@extend_schema_field(VARIANT_HANDLING_SCHEMA)
+class HepaticArteryVariantsField(serializers.Field):
+    """The variant hepatic arteries found and how each was handled, as a list of {variant, handling}.
+
+    The model keeps one field per variant (``registry.models.VARIANT_FIELDS``); a variant left out of the
+    list is absent (its field blank). Left out of a PATCH, nothing changes.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text",
+            "Each variant hepatic artery present, once, with how it was handled: "
+            '[{"variant": "replaced_left", "handling": "ligated"}] (codes: GET /api/v1/vocabularies/, '
+            "hepatic_artery_variant and variant_handling). A variant not listed is absent; [] for standard anatomy.",
+        )
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, implantation):
+        return [
+            {"variant": variant.value, "handling": handling}
+            for variant, handling in implantation.hepatic_artery_variants
+        ]
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            raise serializers.ValidationError('Give a list of {"variant": ..., "handling": ...} objects.')
+        variants, handlings = vocabulary.HepaticArteryVariant, vocabulary.VariantHandling
+        values, messages = dict.fromkeys(VARIANT_FIELDS.values(), ""), []
+        seen = set()
+        for number, item in enumerate(data, start=1):
+            if not isinstance(item, dict) or set(item) - {"variant", "handling"}:
+                messages.append(f'Item {number}: give an object with "variant" and "handling" only.')
+                continue
+            variant, handling = item.get("variant"), item.get("handling")
+            if variant is None:
+                messages.append(f"Item {number}: give the variant, one of: {', '.join(variants.values)}.")
+            elif variant not in variants.values:
+                messages.append(
+                    f"Item {number}: {variant!r} is not a variant. Use one of: {', '.join(variants.values)}."
+                )
+            elif variant in seen:
+                messages.append(f"Item {number}: {variant} is listed more than once; give each variant once.")
+            if handling is None:
+                messages.append(f"Item {number}: say how it was handled, one of: {', '.join(handlings.values)}.")
+            elif handling not in handlings.values:
+                messages.append(
+                    f"Item {number}: {handling!r} is not how a variant is handled. Use one of: "
+                    f"{', '.join(handlings.values)}."
+                )
+            if variant in variants.values:
+                seen.add(variant)
+                values[VARIANT_FIELDS[variants(variant)]] = handling
+        if messages:
+            raise serializers.ValidationError(messages)
+        return values
 
 
 class IsoDateField(serializers.DateField):
@@ -141,6 +240,15 @@ class SurgeonSerializer(RegistrySerializer):
         fields = ["code", "centre", "prior_pump_count", "active"]
 
 
+class PumpModelSerializer(serializers.ModelSerializer):
+    """The pump catalogue (registry-wide, not patient data): read-only through the API."""
+
+    class Meta:
+        model = PumpModel
+        fields = ["name", "manufacturer", "kind", "reservoir_volume_ml", "nominal_flow_ml_per_day", "active"]
+        read_only_fields = fields
+
+
 class ComplicationTypeSerializer(RegistrySerializer):
     class Meta(RegistrySerializer.Meta):
         model = ComplicationType
@@ -155,6 +263,11 @@ PSEUDONYM_SET_BY_COORDINATOR_ONLY = (
 
 class PatientSerializer(RegistrySerializer):
     centre = ScopedSlugRelatedField(slug_field="code", queryset=Centre.objects.all())
+    extrahepatic_sites = CodedSetField(
+        vocabulary.ExtrahepaticDiseaseSite,
+        help_text="Sites of extrahepatic disease at implant, codes of extrahepatic_disease_site "
+        "(GET /api/v1/vocabularies/); only with extrahepatic_disease true.",
+    )
 
     def validate_pseudonym(self, value):
         """Only the coordinator sets a pseudonym; anyone may send back the one a patient already has."""
@@ -183,6 +296,13 @@ class PatientSerializer(RegistrySerializer):
             "prior_systemic_lines",
             "consent_on",
             *missing_data_codes(Patient),
+            # Issue 14: case mix at implant.
+            "ecog",
+            "cea_ng_per_ml",
+            "clinical_risk_score",
+            "braf_status",
+            "msi_status",
+            "extrahepatic_sites",
         ]
         identifying_fields = ("consent_on",)
         extra_kwargs = {
@@ -208,12 +328,20 @@ class ImplantationSerializer(RegistrySerializer):
     surgeon_sequence = serializers.IntegerField(
         read_only=True, help_text="The surgeon's pump number at this implantation, pre-registry pumps included."
     )
+    pump_model = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=PumpModel.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The pump model's name in the catalogue (/api/v1/pump-models/); null for an arterial port.",
+    )
     replaces = ScopedPrimaryKeyRelatedField(
         queryset=Implantation.objects.all(),
         required=False,  # left out of a PUT: unchanged
         allow_null=True,
         help_text="The id of the same patient's implantation whose pump this one replaces; null for a first pump.",
     )
+    hepatic_artery_variants = HepaticArteryVariantsField()
 
     def get_unique_together_validators(self):
         # DRF would require ``replaces`` (the condition of the one-per-patient-and-date constraint) in every
@@ -224,7 +352,9 @@ class ImplantationSerializer(RegistrySerializer):
         model = Implantation
         fields = [
             "id",
-            *Implantation.ENTRY_FIELDS,
+            # The variant fields are one list, hepatic_artery_variants (issue 14), after the other anatomy.
+            *(name for name in Implantation.ENTRY_FIELDS if name not in VARIANT_FIELDS.values()),
+            "hepatic_artery_variants",
             "never_treated_note",
             "centre",
             "treated",
@@ -241,12 +371,80 @@ class ImplantationChildSerializer(RegistrySerializer):
     implantation = ScopedPrimaryKeyRelatedField(queryset=Implantation.objects.all())
 
 
+def computed_dose_of(treatment):
+    """mg/kg/day this fill gives (``registry.refills.daily_dose``: the measured flow, else the nominal)."""
+    dose = refills.daily_dose(treatment)
+    return None if dose is None else dose[0]
+
+
+class DerivedDecimalField(serializers.DecimalField):
+    """A read-only decimal derived from the whole record by ``derive(record)``."""
+
+    def __init__(self, derive, **kwargs):
+        self.derive = derive
+        super().__init__(source="*", read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, record):
+        value = self.derive(record)
+        return None if value is None else super().to_representation(value)
+
+
 class TreatmentSerializer(ImplantationChildSerializer):
+    measured_flow_ml_per_day = DerivedDecimalField(
+        refills.flow_of,
+        max_digits=6,
+        decimal_places=2,
+        help_text="Derived, mL/day: (volume filled at the previous refill − volume returned now) ÷ days since it; "
+        "null without a previous refill with its filled volume, or without the returned volume.",
+    )
+    computed_dose_mg_per_kg_per_day = DerivedDecimalField(
+        computed_dose_of,
+        max_digits=8,
+        decimal_places=3,
+        help_text="Derived, mg/kg/day: drug concentration × flow ÷ body weight, with the measured flow, else the "
+        "pump model's nominal flow. More than 10% from a stated mg/kg/day dose is the soft warning "
+        "dose_differs_from_computed.",
+    )
+    liver_test = ScopedPrimaryKeyRelatedField(
+        queryset=LiverTest.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The id of the same implantation's liver tests drawn for this refill (on its day or up to 7 days "
+        "before).",
+    )
+
     class Meta(RegistrySerializer.Meta):
         model = Treatment
-        fields = ["id", "implantation", "given_on", "drug", "dose", "dose_unit", "dose_change", "dose_change_reason"]
+        fields = [
+            "id",
+            "implantation",
+            "given_on",
+            "drug",
+            "dose",
+            "dose_unit",
+            "dose_change",
+            "dose_change_reason",
+            # Issue 14: the refill.
+            "hold_reason",
+            "body_weight_kg",
+            "returned_volume_ml",
+            "filled_volume_ml",
+            "drug_concentration_mg_per_ml",
+            "measured_flow_ml_per_day",
+            "computed_dose_mg_per_kg_per_day",
+            "dexamethasone_mg",
+            "heparin_units",
+            "liver_test",
+        ]
         identifying_fields = ("dose_change_reason",)
-        extra_kwargs = {"dose_change_reason": {"required": False}}
+        extra_kwargs = {
+            "dose_change_reason": {
+                "required": False,
+                "help_text": "A note on the reduction or hold, for the centre (never shown to investigators); "
+                "the coded reason is hold_reason.",
+            },
+            "hold_reason": {"help_text": "Required for a reduced or held dose (codes: GET /api/v1/vocabularies/)."},
+        }
 
 
 class ComplicationSerializer(ImplantationChildSerializer):
@@ -326,9 +524,29 @@ class LiverTestSerializer(ImplantationChildSerializer):
 
 
 class PerfusionCheckSerializer(ImplantationChildSerializer):
+    extrahepatic_sites = CodedSetField(
+        vocabulary.ExtrahepaticPerfusionSite,
+        help_text="Where extrahepatic perfusion was seen, codes of extrahepatic_perfusion_site "
+        "(GET /api/v1/vocabularies/); only with extrahepatic_perfusion true.",
+    )
+
     class Meta(RegistrySerializer.Meta):
         model = PerfusionCheck
-        fields = ["id", "implantation", "checked_on", "timing", "method", "extrahepatic_perfusion"]
+        fields = [
+            "id",
+            "implantation",
+            "checked_on",
+            "timing",
+            "method",
+            "extrahepatic_perfusion",
+            # Issue 14: the perfusion findings.
+            "modality",
+            "extrahepatic_sites",
+            "incomplete_hepatic_perfusion",
+            "correction",
+            "repeat_check_normal",
+        ]
+        extra_kwargs = {"modality": {"help_text": "Taken from the method when left empty."}}
 
 
 class SystemicToxicitySerializer(ImplantationChildSerializer):
@@ -504,7 +722,10 @@ InvestigatorImplantationSerializer = investigator_serializer(
 )
 CHILD_CODES = {"implantation": ("implantation", "implantation_id")}
 InvestigatorTreatmentSerializer = investigator_serializer(
-    TreatmentSerializer, "treatment", codes=CHILD_CODES, origin=IMPLANTATION_DATE
+    TreatmentSerializer,
+    "treatment",
+    codes={**CHILD_CODES, "liver_test": ("liver-test", "liver_test_id")},  # the same code as /liver-tests/ gives
+    origin=IMPLANTATION_DATE,
 )
 InvestigatorComplicationSerializer = investigator_serializer(
     ComplicationSerializer, "complication", codes=CHILD_CODES, origin=IMPLANTATION_DATE

@@ -20,6 +20,7 @@ router.register("systemic-therapy-lines", views.SystemicTherapyLineViewSet, base
 router.register("reports", views.CentreReportViewSet, basename="report")
 router.register("data-queries", views.DataQueryViewSet, basename="data-query")
 router.register("vocabularies/complication-types", views.ComplicationTypeViewSet, basename="complication-type")
+router.register("pump-models", views.PumpModelViewSet, basename="pump-model")
 
 app_name = "api"
 urlpatterns = [

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from registry import vocabulary
+from registry import refills, vocabulary
 from registry.models import (
     Complication,
     ComplicationType,
@@ -22,6 +22,7 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
     Readmission,
     SystemicTherapyLine,
     SystemicToxicity,
@@ -251,7 +252,9 @@ class ImplantationViewSet(RegistryViewSet):
 
 class TreatmentViewSet(RegistryViewSet):
     __doc__ = (
-        "HAI doses (and held cycles). Investigators get `given_day`, days from the implantation." + INVESTIGATOR_SHAPE
+        "HAI doses (and held cycles), one per refill, with the refill's measured flow and computed dose (derived). "
+        "Investigators get `given_day`, days from the implantation, and the linked liver tests' opaque code."
+        + INVESTIGATOR_SHAPE
     )
 
     queryset = Treatment.objects.all()
@@ -261,6 +264,10 @@ class TreatmentViewSet(RegistryViewSet):
     days_origin = serializers.IMPLANTATION_DATE
     filterset_class = filters.TreatmentFilter
     ordering_fields = ["id", "given_on"]
+
+    def base_queryset(self):
+        # The measured flow and the computed dose of each row in the list's one query (api.serializers).
+        return refills.with_previous_refill(self.queryset.select_related("implantation__pump_model"))
 
 
 class ComplicationViewSet(RegistryViewSet):
@@ -378,6 +385,21 @@ class ComplicationTypeViewSet(ConditionalWritesMixin, StrictQueryParameters, Exp
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
 
+class PumpModelViewSet(StrictQueryParameters, ExportingListMixin, viewsets.ReadOnlyModelViewSet):
+    """The pump catalogue: each model's reservoir volume and nominal flow rate. Every role reads it, investigators
+    too (it is not patient data); the coordinator keeps it in the admin. A model is named by its `name`, the
+    value of an implantation's `pump_model`; inactive models stay on old records but are not chosen for new ones."""
+
+    permission_classes = [CanReadRegistry]
+    queryset = PumpModel.objects.all()
+    serializer_class = serializers.PumpModelSerializer
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"  # a name may hold dots ("Model 3.0")
+    filterset_class = filters.PumpModelFilter
+    ordering_fields = ["name", "manufacturer"]
+    investigator_ordering_fields = ["name", "manufacturer"]
+
+
 FIXED_VOCABULARIES = {
     "sex": vocabulary.Sex,
     "primary_tumour": vocabulary.PrimaryTumour,
@@ -401,6 +423,17 @@ FIXED_VOCABULARIES = {
     "systemic_toxicity_term": vocabulary.SystemicToxicityTerm,
     "readmission_kind": vocabulary.ReadmissionKind,
     "readmission_reason": vocabulary.ReadmissionReason,
+    # Issue 14: the richer record.
+    "hold_reason": vocabulary.HoldReason,
+    "hepatic_artery_variant": vocabulary.HepaticArteryVariant,
+    "variant_handling": vocabulary.VariantHandling,
+    "catheter_tip_position": vocabulary.CatheterTipPosition,
+    "perfusion_modality": vocabulary.PerfusionModality,
+    "extrahepatic_perfusion_site": vocabulary.ExtrahepaticPerfusionSite,
+    "perfusion_correction": vocabulary.PerfusionCorrection,
+    "braf_status": vocabulary.BrafStatus,
+    "msi_status": vocabulary.MsiStatus,
+    "extrahepatic_disease_site": vocabulary.ExtrahepaticDiseaseSite,
 }
 
 

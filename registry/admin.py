@@ -1,5 +1,7 @@
-from django.contrib import admin
-from django.db.models import Exists, OuterRef
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
+from django.http import HttpResponseRedirect
 from rangefilter.filters import DateRangeFilterBuilder
 
 from sites import access
@@ -12,7 +14,7 @@ from sites.admin_mixins import (
     VisibleCentreListFilter,
 )
 
-from . import missing_data, rules
+from . import missing_data, refills, rules
 from .admin_consent import ConsentWithdrawalMixin
 from .admin_units import UNIT_FIELD as BILIRUBIN_UNIT_FIELD
 from .admin_units import BilirubinUnitAdminMixin, BilirubinUnitInlineMixin
@@ -24,9 +26,13 @@ from .imports import (
     ImplantationResource,
     LiverTestResource,
     PatientResource,
+    PerfusionCheckResource,
+    ReadmissionResource,
+    SystemicToxicityResource,
     TreatmentResource,
 )
 from .models import (
+    VARIANT_FIELDS,
     Complication,
     ComplicationType,
     FollowUp,
@@ -34,12 +40,16 @@ from .models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
     Readmission,
     SystemicTherapyLine,
     SystemicToxicity,
     Treatment,
 )
-from .vocabulary import DoseChange
+from .vocabulary import DoseChange, VariantHandling
+
+# A variant artery's field is empty when the variant is not there: the select says so instead of "-------".
+VARIANT_CHOICES = [("", "Not present"), *VariantHandling.choices]
 
 # --- The never-treated rule across the implantation page's inlines --------------
 #
@@ -68,8 +78,6 @@ class TreatmentFormSet(ReasonedDeletionFormSet):
             reason=self.instance.never_treated_reason, dose_count=len(doses), pump_never_used=False
         ).get("never_treated_reason")
         if message:
-            from django.core.exceptions import ValidationError
-
             raise ValidationError(message + " Clear 'Never-treated reason' above or remove the doses.")
 
 
@@ -95,17 +103,105 @@ class ImplantationChildInline(SoftWarningInlineMixin, AuditedInlineMixin, Centre
     extra = 0
 
 
+class RefusedDeletionFormSet(ReasonedDeletionFormSet):
+    """Rows another record still points to (RESTRICT, e.g. a refill's liver tests) are refused, not a 500.
+
+    Checked before Django's own check of protected rows (run by the formset's unique check), so that the
+    page says what to do instead of listing the rows.
+    """
+
+    def clean(self):
+        from .services import deletion_refusal
+
+        refusals = [deletion_refusal(form.instance) for form in self._deleted_existing()]
+        refusals = list(dict.fromkeys(filter(None, refusals)))
+        if refusals:
+            raise ValidationError(refusals)
+        super().clean()
+
+
+PERFUSION_CHECK_FIELDS = [
+    "checked_on",
+    "timing",
+    ("method", "modality"),
+    ("extrahepatic_perfusion", "extrahepatic_sites"),
+    "incomplete_hepatic_perfusion",
+    ("correction", "repeat_check_normal"),
+]
+
+
 class PerfusionCheckInline(ImplantationChildInline):
     model = PerfusionCheck
     classes = ["collapse"]
+    fields = PERFUSION_CHECK_FIELDS
 
 
-class TreatmentInline(ImplantationChildInline, admin.TabularInline):
+class RefillDerivedMixin:
+    """The two values a refill's volumes give (registry.refills), shown beside what was entered, never typed in."""
+
+    @admin.display(description="measured flow (mL/day)")
+    def measured_flow_display(self, obj):
+        flow = refills.flow_of(obj) if obj is not None and obj.pk else None
+        return "–" if flow is None else f"{flow:g}"
+
+    @admin.display(description="computed dose (mg/kg/day)")
+    def computed_dose_display(self, obj):
+        check = refills.dose_check(obj) if obj is not None and obj.pk else None
+        if check is None:
+            return "–"
+        dose, flow, basis = check
+        return f"{dose:g} (at the {basis} {flow:g} mL/day)"
+
+
+TREATMENT_FIELDS = [
+    "given_on",
+    "drug",
+    "dose",
+    "dose_unit",
+    "dose_change",
+    "hold_reason",
+    "dose_change_reason",
+    "body_weight_kg",
+    "returned_volume_ml",
+    "filled_volume_ml",
+    "drug_concentration_mg_per_ml",
+    "dexamethasone_mg",
+    "heparin_units",
+    "liver_test",
+    "measured_flow_display",
+    "computed_dose_display",
+]
+TREATMENT_DERIVED = ["measured_flow_display", "computed_dose_display"]
+
+
+def _same_implantations_liver_tests(formfield, implantation):
+    """A refill links only its own implantation's liver tests (registry.refills.errors names the rule)."""
+    if formfield is not None:
+        formfield.queryset = (
+            formfield.queryset.filter(implantation=implantation) if implantation else (formfield.queryset.none())
+        )
+    return formfield
+
+
+class TreatmentInline(RefillDerivedMixin, ImplantationChildInline, admin.TabularInline):
     model = Treatment
     formset = TreatmentFormSet
     template = "admin/edit_inline/tabular.html"
     verbose_name = "HAI dose"
     verbose_name_plural = "HAI doses (each cycle or refill)"
+    fields = TREATMENT_FIELDS
+    readonly_fields = TREATMENT_DERIVED
+
+    def get_formset(self, request, obj=None, **kwargs):
+        request._refills_implantation = obj if obj is not None and obj.pk else None  # for the liver test choices
+        return super().get_formset(request, obj, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "liver_test":
+            # A new implantation has no liver tests yet: none to offer.
+            return _same_implantations_liver_tests(formfield, getattr(request, "_refills_implantation", None))
+        return formfield
 
 
 class ComplicationInline(ImplantationChildInline):
@@ -148,6 +244,7 @@ FOLLOW_UP_FIELDS = [
 
 class LiverTestInline(BilirubinUnitInlineMixin, ImplantationChildInline, admin.TabularInline):
     model = LiverTest
+    formset = RefusedDeletionFormSet
     template = "admin/edit_inline/tabular.html"
     fields = LIVER_TEST_FIELDS
 
@@ -237,6 +334,21 @@ class ScopedSaveMixin:
 
         return super().has_delete_permission(request, obj) and (obj is None or may_delete(request.user, obj))
 
+    def delete_view(self, request, object_id, extra_context=None):
+        """A record others still point to (RESTRICT) is refused with the service's message, before the page."""
+        from django.contrib.admin.utils import unquote
+        from django.urls import reverse
+
+        from .services import deletion_refusal
+
+        obj = self.get_object(request, unquote(object_id))
+        refusal = deletion_refusal(obj) if obj is not None else None
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            opts = self.opts
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
     def delete_model(self, request, obj):
         from .services import delete_record
 
@@ -277,21 +389,38 @@ class ImplantationAdmin(RegistryImportMixin, CentreScopedAdminMixin, ScopedSaveM
         SystemicToxicityInline,
         ReadmissionInline,
     ]
+    # In the order of an operation note: the operation, the device placed, the arteries met, the rest.
     fieldsets = [
-        (None, {"fields": ["patient", "surgeon", "implanted_on", "indication", "approach", "device"]}),
         (
             "Operation",
             {
                 "fields": [
-                    "catheter_vessel",
-                    "accessory_arteries_ligated",
+                    "patient",
+                    "surgeon",
+                    "implanted_on",
+                    "indication",
+                    "approach",
                     ("concurrent_colorectal_resection", "concurrent_hepatectomy", "concurrent_ablation"),
                     *_coded("operative_minutes", "blood_loss_ml", "length_of_stay_days"),
                 ]
             },
         ),
+        ("Pump and catheter", {"fields": ["device", "pump_model", "catheter_vessel", "catheter_tip_position"]}),
+        (
+            "Arterial anatomy",
+            {
+                "fields": [
+                    *VARIANT_FIELDS.values(),
+                    "accessory_arteries_ligated",
+                    "gastroduodenal_branches_ligated",
+                    "right_gastric_artery_ligated",
+                ],
+                "description": "Each variant hepatic artery (Michels): not present, or how it was handled.",
+            },
+        ),
+        ("Other procedures", {"fields": ["cholecystectomy"]}),
+        ("Trial and replacement", {"fields": [("trial", "trial_arm"), "replaces"]}),
         ("Never treated", {"fields": ["never_treated_reason", "never_treated_note"]}),
-        ("Replacement pump and trial", {"fields": ["replaces", ("trial", "trial_arm")]}),
         (
             "Derived (read-only)",
             {"fields": ["centre_code", "treated_display", "days_to_first_dose_display", "surgeon_sequence_display"]},
@@ -313,7 +442,17 @@ class ImplantationAdmin(RegistryImportMixin, CentreScopedAdminMixin, ScopedSaveM
                     pk=obj.pk
                 )
             formfield.queryset = queryset
+        if db_field.name == "pump_model" and formfield is not None:
+            # New choices from the active catalogue only; a row keeps the model it has (as complication types).
+            obj = getattr(request, "_replacing_implantation", None)
+            current = obj.pump_model_id if obj is not None else None
+            formfield.queryset = PumpModel.objects.filter(Q(active=True) | Q(pk=current))
         return formfield
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name in VARIANT_FIELDS.values():
+            kwargs["choices"] = VARIANT_CHOICES
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     # The file import (registry.imports), with its permission (access.can_write_clinical) and user scope:
     # registry.import_storage.RegistryImportMixin.
@@ -384,14 +523,21 @@ class PatientAdmin(RegistryImportMixin, ConsentWithdrawalMixin, CentreScopedAdmi
     search_fields = ["pseudonym"]
     list_select_related = ["centre"]
     inlines = [ImplantationInline, SystemicTherapyLineInline]
-    fields = [
-        "pseudonym",
-        "centre",
-        ("birth_year", "sex"),
-        ("primary_tumour", "ras_status"),
-        *_coded("liver_metastases_count", "bilobar_disease", "extrahepatic_disease"),
-        "prior_systemic_lines",
-        "consent_on",
+    fieldsets = [
+        (None, {"fields": ["pseudonym", "centre", ("birth_year", "sex"), "consent_on"]}),
+        (
+            "Case mix at implant",
+            {
+                "fields": [
+                    "primary_tumour",
+                    ("ras_status", "braf_status", "msi_status"),
+                    *_coded("liver_metastases_count", "bilobar_disease", "extrahepatic_disease"),
+                    "extrahepatic_sites",
+                    "prior_systemic_lines",
+                    *_coded("ecog", "cea_ng_per_ml", "clinical_risk_score"),
+                ]
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -419,10 +565,25 @@ class ComplicationAdmin(RegistryImportMixin, ChildRecordAdmin):
 
 
 @admin.register(Treatment)
-class TreatmentAdmin(RegistryImportMixin, ChildRecordAdmin):
+class TreatmentAdmin(RefillDerivedMixin, RegistryImportMixin, ChildRecordAdmin):
     import_resource_class = TreatmentResource
-    list_display = ["implantation", "given_on", "drug", "dose", "dose_unit", "dose_change"]
-    list_filter = ["drug", "dose_change"]
+    list_display = ["implantation", "given_on", "drug", "dose", "dose_unit", "dose_change", "hold_reason"]
+    list_filter = ["drug", "dose_change", "hold_reason"]
+    fields = ["implantation", *TREATMENT_FIELDS]
+    readonly_fields = TREATMENT_DERIVED
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        request._refills_implantation = obj.parent if obj is not None and obj.pk else None
+        return super().get_form(request, obj, change, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "liver_test":
+            # A new dose's implantation is not known until saved; clean() then checks the link.
+            implantation = getattr(request, "_refills_implantation", None)
+            if implantation is not None:
+                return _same_implantations_liver_tests(formfield, implantation)
+        return formfield
 
 
 @admin.register(FollowUp)
@@ -457,19 +618,24 @@ class LiverTestAdmin(RegistryImportMixin, BilirubinUnitAdminMixin, ChildRecordAd
 
 
 @admin.register(PerfusionCheck)
-class PerfusionCheckAdmin(ChildRecordAdmin):
-    list_display = ["implantation", "checked_on", "timing", "method", "extrahepatic_perfusion"]
+class PerfusionCheckAdmin(RegistryImportMixin, ChildRecordAdmin):
+    import_resource_class = PerfusionCheckResource
+    list_display = ["implantation", "checked_on", "timing", "modality", "extrahepatic_perfusion", "correction"]
+    list_filter = ["modality", "extrahepatic_perfusion", "correction"]
+    fields = ["implantation", *PERFUSION_CHECK_FIELDS]
 
 
 @admin.register(SystemicToxicity)
-class SystemicToxicityAdmin(ChildRecordAdmin):
+class SystemicToxicityAdmin(RegistryImportMixin, ChildRecordAdmin):
+    import_resource_class = SystemicToxicityResource
     list_display = ["implantation", "term", "grade", "onset_on"]
     list_filter = ["term", "grade"]
     fields = ["implantation", "term", "grade", "onset_on"]
 
 
 @admin.register(Readmission)
-class ReadmissionAdmin(ChildRecordAdmin):
+class ReadmissionAdmin(RegistryImportMixin, ChildRecordAdmin):
+    import_resource_class = ReadmissionResource
     list_display = ["implantation", "kind", "occurred_on", "reason"]
     list_filter = ["kind", "reason"]
     fields = ["implantation", "kind", "occurred_on", "reason"]
@@ -487,6 +653,32 @@ class ComplicationTypeAdmin(AuditedAdmin):
     list_display = ["name", "code", "category", "grading_system", "catheter_related", "active"]
     list_filter = ["category", "grading_system", "active"]
     search_fields = ["name", "code"]
+
+
+@admin.register(PumpModel)
+class PumpModelAdmin(AuditedAdmin):
+    """The pump catalogue: the coordinator adds and changes models; the other staff roles read it.
+
+    Registry-wide reference data like the complication types, so the roles' permissions are the same
+    (sites.backends gives them for ``registry.complicationtype``; asked here for this catalogue).
+    """
+
+    list_display = ["name", "manufacturer", "kind", "reservoir_volume_ml", "nominal_flow_ml_per_day", "active"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name", "manufacturer"]
+
+    def has_view_permission(self, request, obj=None):
+        return access.is_coordinator(request.user) or access.can_read_clinical(request.user)
+
+    def has_add_permission(self, request):
+        return access.is_coordinator(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return access.is_coordinator(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        # Models on records are protected (Implantation.pump_model); an unused one may go, by the coordinator.
+        return access.is_coordinator(request.user)
 
 
 from . import admin_quality  # noqa: E402,F401  (data queries and the FUDR table, issue 12)

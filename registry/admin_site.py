@@ -31,6 +31,7 @@ REGISTRY_MENU = [
     ("SoftWarningConfirmation", None),
     ("ConsentWithdrawal", None),
     ("ComplicationType", None),
+    ("PumpModel", "Pump models (catalogue)"),
     ("FudrDoseBand", None),
 ]
 # The clinical record first; the other apps keep Django's alphabetical order after it.

@@ -19,6 +19,7 @@ from django.core import validators
 from django.db import models
 
 from . import missing_data
+from .fields import CodedSetField
 from .models import (
     Complication,
     FollowUp,
@@ -26,6 +27,7 @@ from .models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
     Readmission,
     SystemicTherapyLine,
     SystemicToxicity,
@@ -44,6 +46,8 @@ FORMS = (
     ("systemic_toxicity", SystemicToxicity),
     ("readmission", Readmission),
     ("systemic_therapy_line", SystemicTherapyLine),
+    # The pump catalogue the coordinator keeps (an implantation's pump_model names one of its rows).
+    ("pump_model", PumpModel),
 )
 
 FORM_TITLES = {
@@ -57,6 +61,7 @@ FORM_TITLES = {
     "systemic_toxicity": "Systemic toxicity (CTCAE v5.0)",
     "readmission": "Readmission or reoperation",
     "systemic_therapy_line": "Systemic therapy line",
+    "pump_model": "Pump model (the catalogue, kept by the coordinator)",
 }
 
 # Internal columns: the row's id, its version (sites.versioning) and its entry time are no one's to fill.
@@ -70,6 +75,10 @@ REFERENCES = {
     (Implantation, "replaces"): "implantation: the registry id of the same patient's replaced implantation "
     "(not in the CSV import)",
     (Complication, "type"): "complication type code (GET /api/v1/vocabularies/complication-types/)",
+    (Implantation, "pump_model"): "pump model: a model of the pump catalogue (form pump_model), by its name in the "
+    "CSV import, its registry id in the API; active models only for a new record",
+    (Treatment, "liver_test"): "liver tests: the registry id of the same implantation's liver tests in the API; in "
+    "the CSV import the column liver_test_measured_on, the date of those liver tests (YYYY-MM-DD)",
     (SystemicTherapyLine, "patient"): "patient: its registry id",
 }
 IMPLANTATION_REFERENCE = "implantation: its registry id"
@@ -94,6 +103,8 @@ _UNIT = re.compile(r"\(([^()]+)\)\s*$")
 
 
 def _type(field):
+    if isinstance(field, CodedSetField):
+        return "set of choices"
     if field.is_relation:
         return "reference"
     if field.choices:
@@ -150,6 +161,9 @@ def _allowed(model, field):
         return REFERENCES.get((model, field.name), f"{field.related_model._meta.verbose_name}")
     if field.choices:
         return "; ".join(f"{code} = {label}" for code, label in field.flatchoices)
+    if isinstance(field, CodedSetField):
+        # Any number of these codes: a list in the API, separated by ";" in the CSV import.
+        return "; ".join(f"{code} = {label}" for code, label in field.choices_for_form())
     if isinstance(field, models.BooleanField):
         return "yes; no" if not field.null else "yes; no; empty = not known"
     if isinstance(field, models.DateField):
@@ -166,6 +180,8 @@ def _required(field):
 def _is_note(field):
     # A model's SHOWN_TEXT_FIELDS (a trial identifier and arm, say) are text investigators do see.
     shown = getattr(field.model, "SHOWN_TEXT_FIELDS", ())
+    if field.model is PumpModel:
+        return False  # the catalogue is registry-wide reference data, not a centre's note
     return (
         isinstance(field, (models.CharField, models.TextField))
         and not field.choices

@@ -9,6 +9,9 @@ HAI doses              ``TreatmentResource``       one HAI cycle or refill of an
 complications          ``ComplicationResource``    one complication of an existing implantation
 liver tests            ``LiverTestResource``       one liver test panel of an existing implantation
 follow-ups             ``FollowUpResource``        one follow-up contact of an existing implantation
+perfusion checks       ``PerfusionCheckResource``  one perfusion check of an existing implantation
+systemic toxicities    ``SystemicToxicityResource``  one grade 3-4 systemic toxicity event
+readmissions           ``ReadmissionResource``     one readmission or reoperation of an implantation
 =====================  ==========================  ==================================================
 
 What they share (``RegistryResource``):
@@ -16,7 +19,10 @@ What they share (``RegistryResource``):
 * **Scope.** Patients, surgeons, centres and implantations are looked up only among the importing user's
   editable records; another centre's record gets exactly the message a missing one gets.
 * **Children find their implantation** by the patient's pseudonym and the implantation date, columns
-  ``patient`` and ``implanted_on``; a complication its type by ``ComplicationType.code``.
+  ``patient`` and ``implanted_on``; a complication its type by ``ComplicationType.code``; an implantation its
+  pump by ``PumpModel.name`` (active catalogue models only); a refill its liver tests by their date
+  (``liver_test_measured_on``: a liver test of the same implantation, imported before with the liver tests).
+* **Sets of codes** (e.g. extrahepatic disease sites): the codes separated by ";", e.g. ``lung;bone``.
 * **Values as in the model**: dates YYYY-MM-DD (a non-ISO date gets a message with the ISO form),
   vocabulary codes (any case), yes/no, whole numbers, decimals (point or comma).
 * **Per-column messages**: ``result.invalid_rows[i].error_dict`` maps the column name to its messages;
@@ -55,9 +61,31 @@ from sites.models import Centre, Surgeon
 
 from . import missing_data, rules, soft_warnings
 from .dates import parse_iso_date
-from .models import Complication, ComplicationType, FollowUp, Implantation, LiverTest, Patient, Treatment
+from .fields import CodedSetField
+from .models import (
+    Complication,
+    ComplicationType,
+    FollowUp,
+    Implantation,
+    LiverTest,
+    Patient,
+    PerfusionCheck,
+    PumpModel,
+    Readmission,
+    SystemicToxicity,
+    Treatment,
+)
 from .soft_warnings import UnconfirmedWarnings
-from .vocabulary import Approach, CatheterVessel, Device, Indication, MissingReason, NeverTreatedReason
+from .vocabulary import (
+    Approach,
+    CatheterTipPosition,
+    CatheterVessel,
+    Device,
+    Indication,
+    MissingReason,
+    NeverTreatedReason,
+    VariantHandling,
+)
 
 IMPORT_REASON = "Bulk import (admin file import)"
 
@@ -271,6 +299,90 @@ class ComplicationTypeWidget(widgets.ForeignKeyWidget):
         return value.code if value is not None else ""
 
 
+class PumpModelWidget(widgets.ForeignKeyWidget):
+    """A pump model by its catalogue name (``PumpModel.name``, any case); empty = none (an arterial port)."""
+
+    def __init__(self):
+        super().__init__(PumpModel, field="name")
+
+    def clean(self, value, row=None, **kwargs):
+        text = _text(value)
+        if not text:
+            return None
+        names = ", ".join(PumpModel.objects.filter(active=True).order_by("name").values_list("name", flat=True))
+        found = PumpModel.objects.filter(name__iexact=text).first()
+        if found is None:
+            raise ValueError(f"Unknown pump model '{text}'. Use a catalogue name: {names or '(none yet)'}.")
+        if not found.active:
+            # As in the admin: an inactive model stays on old records but is not chosen for new ones.
+            raise ValueError(f"The pump model '{found.name}' is no longer in use. Use one of: {names}.")
+        return found
+
+    def render(self, value, obj=None, **kwargs):
+        return value.name if value is not None else ""
+
+
+class CodedSetWidget(widgets.Widget):
+    """A set of codes from one vocabulary, separated by ";" (e.g. ``lung;bone``); empty = none."""
+
+    SEPARATOR = ";"
+
+    def __init__(self, vocabulary):
+        super().__init__()
+        self.codes = [str(code) for code in vocabulary.values]
+        self.by_lower = {code.lower(): code for code in self.codes}
+
+    def clean(self, value, row=None, **kwargs):
+        parts = [part.strip() for part in _text(value).split(self.SEPARATOR)]
+        parts = [part for part in parts if part]
+        unknown = [part for part in parts if part.lower() not in self.by_lower]
+        if unknown:
+            raise ValueError(
+                f"Unknown code(s) {', '.join(repr(part) for part in unknown)}. Use one or more of "
+                f"{', '.join(self.codes)}, separated by '{self.SEPARATOR}'."
+            )
+        return list(dict.fromkeys(self.by_lower[part.lower()] for part in parts))
+
+    def render(self, value, obj=None, **kwargs):
+        return self.SEPARATOR.join(value or ())
+
+
+class LiverTestDateColumn(fields.Field):
+    """A refill's linked liver tests, named by their date: a liver test of the row's implantation on that day.
+
+    Read once the ``patient`` column has found the implantation (it comes first); without one, that column's
+    message is the row's error and this one says nothing more.
+    """
+
+    COLUMN = "liver_test_measured_on"
+
+    def __init__(self):
+        super().__init__(attribute="liver_test", column_name=self.COLUMN, widget=IsoDateWidget())
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        measured_on = self.clean(row, **kwargs)
+        if measured_on is None:
+            instance.liver_test = None
+            return
+        if not instance.implantation_id:
+            return
+        found = (
+            LiverTest.objects.filter(implantation_id=instance.implantation_id, measured_on=measured_on)
+            .order_by("id")
+            .first()
+        )
+        if found is None:
+            raise ValueError(
+                f"The implantation of {instance.implantation.implanted_on.isoformat()} has no liver tests on "
+                f"{measured_on.isoformat()}: import the liver tests first, or leave this column empty."
+            )
+        instance.liver_test = found
+
+    def get_value(self, instance):
+        test = instance.liver_test if instance.liver_test_id else None
+        return test.measured_on if test is not None else None
+
+
 class IsoDateWidget(widgets.DateWidget):
     """A date written YYYY-MM-DD, and nothing else (no 01/03/2024: day and month are ambiguous)."""
 
@@ -454,6 +566,8 @@ def _auto_widget(model, field):
     required = not field.blank and not field.has_default()
     if field.name in companions:
         return MissingCodeWidget(companions[field.name])
+    if isinstance(field, CodedSetField):
+        return CodedSetWidget(field.vocabulary)
     if isinstance(field, models.BooleanField):
         return YesNoWidget(empty=None if field.null else bool(default))
     if field.choices:
@@ -804,8 +918,20 @@ class ImplantationResource(RegistryResource):
     indication                          yes       code from ``vocabulary.Indication``
     approach                            yes       code from ``vocabulary.Approach``
     device                              yes       code from ``vocabulary.Device``
+    pump_model                          no        the pump's catalogue name (``PumpModel.name``, an active
+                                                  model of the device's kind); empty for an arterial port
     catheter_vessel                     no        code from ``vocabulary.CatheterVessel``; empty = gastroduodenal
+    catheter_tip_position               no        code from ``vocabulary.CatheterTipPosition``; empty = not
+                                                  recorded
     accessory_arteries_ligated          no        yes/no (also y/n, true/false, 1/0); empty = no
+    replaced_left_hepatic_artery,       no        one column per variant hepatic artery: how it was handled,
+    accessory_left_hepatic_artery,                a code from ``vocabulary.VariantHandling`` (ligated,
+    replaced_right_hepatic_artery,                embolised, none = left alone); empty = the variant is not
+    accessory_right_hepatic_artery,               present
+    replaced_common_hepatic_artery
+    gastroduodenal_branches_ligated     no        yes/no; empty = not recorded
+    right_gastric_artery_ligated        no        yes/no; empty = not recorded
+    cholecystectomy                     no        yes/no; empty = not recorded
     concurrent_colorectal_resection     no        yes/no; empty = no
     concurrent_hepatectomy              no        yes/no; empty = no
     concurrent_ablation                 no        yes/no; empty = no
@@ -885,10 +1011,20 @@ class ImplantationResource(RegistryResource):
     indication = _column("indication", CodeWidget(Indication, required=True))
     approach = _column("approach", CodeWidget(Approach, required=True))
     device = _column("device", CodeWidget(Device, required=True))
+    pump_model = _column("pump_model", PumpModelWidget())
     catheter_vessel = _column(
         "catheter_vessel", CodeWidget(CatheterVessel, default=CatheterVessel.GASTRODUODENAL.value)
     )
+    catheter_tip_position = _column("catheter_tip_position", CodeWidget(CatheterTipPosition))
     accessory_arteries_ligated = _column("accessory_arteries_ligated", YesNoWidget())
+    replaced_left_hepatic_artery = _column("replaced_left_hepatic_artery", CodeWidget(VariantHandling))
+    accessory_left_hepatic_artery = _column("accessory_left_hepatic_artery", CodeWidget(VariantHandling))
+    replaced_right_hepatic_artery = _column("replaced_right_hepatic_artery", CodeWidget(VariantHandling))
+    accessory_right_hepatic_artery = _column("accessory_right_hepatic_artery", CodeWidget(VariantHandling))
+    replaced_common_hepatic_artery = _column("replaced_common_hepatic_artery", CodeWidget(VariantHandling))
+    gastroduodenal_branches_ligated = _column("gastroduodenal_branches_ligated", YesNoWidget(empty=None))
+    right_gastric_artery_ligated = _column("right_gastric_artery_ligated", YesNoWidget(empty=None))
+    cholecystectomy = _column("cholecystectomy", YesNoWidget(empty=None))
     concurrent_colorectal_resection = _column("concurrent_colorectal_resection", YesNoWidget())
     concurrent_hepatectomy = _column("concurrent_hepatectomy", YesNoWidget())
     concurrent_ablation = _column("concurrent_ablation", YesNoWidget())
@@ -914,7 +1050,11 @@ class ImplantationResource(RegistryResource):
             "approach": "laparotomy",
             "device": "constant_flow_pump",
             "catheter_vessel": "gastroduodenal",
+            "catheter_tip_position": "gastroduodenal_origin",
             "accessory_arteries_ligated": "no",
+            "gastroduodenal_branches_ligated": "yes",
+            "right_gastric_artery_ligated": "yes",
+            "cholecystectomy": "yes",
             "concurrent_colorectal_resection": "yes",
             "concurrent_hepatectomy": "no",
             "concurrent_ablation": "no",
@@ -930,7 +1070,12 @@ class ImplantationResource(RegistryResource):
             "approach": "laparoscopic",
             "device": "programmable_pump",
             "catheter_vessel": "gastroduodenal",
+            "catheter_tip_position": "gastroduodenal_origin",
             "accessory_arteries_ligated": "yes",
+            "replaced_left_hepatic_artery": "ligated",
+            "gastroduodenal_branches_ligated": "yes",
+            "right_gastric_artery_ligated": "no",
+            "cholecystectomy": "no",
             "concurrent_colorectal_resection": "no",
             "concurrent_hepatectomy": "no",
             "concurrent_ablation": "no",
@@ -1104,8 +1249,14 @@ PatientResource = _resource(
             "ras_status": "wild_type",
             "liver_metastases_count": 6,
             "bilobar_disease": "yes",
-            "extrahepatic_disease": "no",
+            "extrahepatic_disease": "yes",
+            "extrahepatic_sites": "lung;portal_nodes",
             "prior_systemic_lines": 1,
+            "ecog": 1,
+            "cea_ng_per_ml": "12.5",
+            "clinical_risk_score": 3,
+            "braf_status": "wild_type",
+            "msi_status": "mss",
             "consent_on": "2024-02-01",
         },
         {
@@ -1118,6 +1269,11 @@ PatientResource = _resource(
             "bilobar_disease": "no",
             "extrahepatic_disease_missing": "not_done",
             "prior_systemic_lines": 0,
+            "ecog": 0,
+            "cea_ng_per_ml_missing": "not_done",
+            "clinical_risk_score_missing": "unknown",
+            "braf_status": "unknown",
+            "msi_status": "unknown",
             "consent_on": "2024-03-12",
         },
     ),
@@ -1125,10 +1281,20 @@ PatientResource = _resource(
 
 
 def _child_resource(
-    class_name, model, *, what, row, duplicate, examples, special=None, duplicate_keys=(), extra_required=()
+    class_name,
+    model,
+    *,
+    what,
+    row,
+    duplicate,
+    examples,
+    special=None,
+    duplicate_keys=(),
+    extra_required=(),
+    extra_columns=(),
 ):
     special = _child_special(**(special or {}))
-    columns = _child_columns(model, special)
+    columns = [*_child_columns(model, special), *extra_columns]
     required = ["patient", "implanted_on", *extra_required, *_required_columns(model, columns)]
     return _resource(
         class_name,
@@ -1153,6 +1319,9 @@ TreatmentResource = _child_resource(
     row="one HAI cycle or pump refill",
     duplicate="same date and drug",
     duplicate_keys=("drug",),
+    # The refill's liver tests by their date (LiverTestDateColumn), not by a row id nobody has in a file.
+    special={LiverTestDateColumn.COLUMN: LiverTestDateColumn()},
+    extra_columns=(LiverTestDateColumn.COLUMN,),
     examples=(
         {
             **_PARENT,
@@ -1161,15 +1330,28 @@ TreatmentResource = _child_resource(
             "dose": "0.12",
             "dose_unit": "mg/kg/day",
             "dose_change": "full",
+            "body_weight_kg": "72.0",
+            "filled_volume_ml": "30.0",
+            "drug_concentration_mg_per_ml": "8.640",
+            "dexamethasone_mg": "25.0",
+            "heparin_units": 30000,
         },
         {
             **_PARENT,
+            # 30 mL filled, 2 mL returned 28 days later: 1.0 mL/day; 7.15 mg/mL x 1.0 / 71.5 kg = 0.1 mg/kg/day.
             "given_on": After(42),
             "drug": "fudr",
             "dose": "0.1",
             "dose_unit": "mg/kg/day",
             "dose_change": "reduced",
+            "hold_reason": "alp",
             "dose_change_reason": "Raised ALP after the first cycle",
+            "body_weight_kg": "71.5",
+            "returned_volume_ml": "2.0",
+            "filled_volume_ml": "30.0",
+            "drug_concentration_mg_per_ml": "7.150",
+            "dexamethasone_mg": "25.0",
+            "heparin_units": 30000,
         },
     ),
 )
@@ -1270,6 +1452,64 @@ FollowUpResource = _child_resource(
     ),
 )
 
+PerfusionCheckResource = _child_resource(
+    "PerfusionCheckResource",
+    PerfusionCheck,
+    what="perfusion checks",
+    row="one perfusion check",
+    duplicate="same date and timing",
+    duplicate_keys=("timing",),
+    examples=(
+        {
+            **_PARENT,
+            "checked_on": After(0),
+            "timing": "intraoperative",
+            "method": "methylene_blue",
+            "modality": "intraoperative_dye",
+            "extrahepatic_perfusion": "yes",
+            "extrahepatic_sites": "stomach;duodenum",
+            "incomplete_hepatic_perfusion": "no",
+            "correction": "vessel_ligated",
+            "repeat_check_normal": "yes",
+        },
+        {
+            **_PARENT,
+            "checked_on": After(10),
+            "timing": "postoperative",
+            "method": "maa_scintigraphy",
+            "extrahepatic_perfusion": "no",
+            "incomplete_hepatic_perfusion": "no",
+            "correction": "none",
+        },
+    ),
+)
+
+SystemicToxicityResource = _child_resource(
+    "SystemicToxicityResource",
+    SystemicToxicity,
+    what="systemic toxicities",
+    row="one systemic toxicity event (CTCAE term and grade)",
+    duplicate="same onset date and term",
+    duplicate_keys=("term",),
+    examples=(
+        {**_PARENT, "term": "neutropenia", "grade": 3, "onset_on": After(50)},
+        {**_PARENT, "term": "neuropathy", "grade": 3, "onset_on": After(110)},
+    ),
+)
+
+ReadmissionResource = _child_resource(
+    "ReadmissionResource",
+    Readmission,
+    what="readmissions and reoperations",
+    row="one readmission or reoperation",
+    duplicate="same date and kind",
+    duplicate_keys=("kind",),
+    examples=(
+        {**_PARENT, "kind": "readmission", "occurred_on": After(12), "reason": "infection"},
+        {**_PARENT, "kind": "reoperation", "occurred_on": After(75), "reason": "pump_pocket"},
+    ),
+)
+
 # Every form's resource, by the name its admin, URLs and template files use.
 RESOURCES = {
     resource.form: resource
@@ -1280,5 +1520,8 @@ RESOURCES = {
         ComplicationResource,
         LiverTestResource,
         FollowUpResource,
+        PerfusionCheckResource,
+        SystemicToxicityResource,
+        ReadmissionResource,
     )
 }

@@ -23,11 +23,15 @@ from sites.models import Centre, Surgeon
 from sites.querysets import CentreScopedQuerySet
 from sites.versioning import Versioned
 
-from . import missing_data, rules
+from . import missing_data, refills, rules
+from .fields import CodedSetField
 from .vocabulary import (
     DOSE_RANGES,
+    MODALITY_OF_METHOD,
     Approach,
     Biologic,
+    BrafStatus,
+    CatheterTipPosition,
     CatheterVessel,
     ClavienDindo,
     ComplicationCategory,
@@ -35,11 +39,18 @@ from .vocabulary import (
     DoseChange,
     DoseUnit,
     Drug,
+    ExtrahepaticDiseaseSite,
+    ExtrahepaticPerfusionSite,
     GradingSystem,
+    HepaticArteryVariant,
+    HoldReason,
     Indication,
     Management,
+    MsiStatus,
     NeverTreatedReason,
+    PerfusionCorrection,
     PerfusionMethod,
+    PerfusionModality,
     PerfusionTiming,
     PrimaryTumour,
     PumpEndReason,
@@ -48,6 +59,7 @@ from .vocabulary import (
     Response,
     Sex,
     SystemicRegimen,
+    VariantHandling,
     VitalStatus,
     is_severe,
 )
@@ -124,18 +136,62 @@ class Patient(Versioned):
     )
     bilobar_disease = models.BooleanField(null=True, blank=True)
     extrahepatic_disease = models.BooleanField(null=True, blank=True, verbose_name="extrahepatic disease at implant")
+    extrahepatic_sites = CodedSetField(
+        vocabulary=ExtrahepaticDiseaseSite,
+        verbose_name="extrahepatic disease sites",
+        help_text="Where the extrahepatic disease at implant is; only with extrahepatic disease.",
+    )
     prior_systemic_lines = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(15)])
+    ecog = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(4)],
+        verbose_name="ECOG performance status",
+        help_text="At implant, 0 (fully active) to 4 (completely disabled).",
+    )
+    cea_ng_per_ml = models.DecimalField(
+        max_digits=8,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100000"))],
+        verbose_name="CEA at implant (ng/mL)",
+    )
+    clinical_risk_score = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(5)],
+        verbose_name="clinical risk score (Fong)",
+        help_text="Fong et al., Ann Surg 1999;230:309: one point each for a node-positive primary, a disease-free "
+        "interval under 12 months, more than one liver tumour, CEA over 200 ng/mL and a largest tumour over 5 cm.",
+    )
+    braf_status = models.CharField(
+        max_length=20, choices=BrafStatus.choices, default=BrafStatus.UNKNOWN, verbose_name="BRAF status"
+    )
+    msi_status = models.CharField(
+        max_length=20, choices=MsiStatus.choices, default=MsiStatus.UNKNOWN, verbose_name="MSI / MMR status"
+    )
     consent_on = models.DateField(null=True, blank=True, verbose_name="consent date")
     liver_metastases_count_missing = missing_data.code_field("number of liver metastases")
     bilobar_disease_missing = missing_data.code_field("bilobar disease")
     extrahepatic_disease_missing = missing_data.code_field("extrahepatic disease at implant")
+    ecog_missing = missing_data.code_field("ECOG performance status")
+    cea_ng_per_ml_missing = missing_data.code_field("CEA at implant")
+    clinical_risk_score_missing = missing_data.code_field("clinical risk score")
     created_at = models.DateTimeField(default=timezone.now, editable=False, help_text=ENTERED_HELP)
 
     history = audited_history()
     objects = CentreScopedQuerySet.as_manager()
 
     # The case-mix fields that may be left empty, each with a missing-data code (registry.missing_data).
-    MISSING_DATA_FIELDS = ("liver_metastases_count", "bilobar_disease", "extrahepatic_disease")
+    MISSING_DATA_FIELDS = (
+        "liver_metastases_count",
+        "bilobar_disease",
+        "extrahepatic_disease",
+        "ecog",
+        "cea_ng_per_ml",
+        "clinical_risk_score",
+    )
 
     class Meta:
         ordering = ["pseudonym"]
@@ -145,7 +201,24 @@ class Patient(Versioned):
             ),
             models.CheckConstraint(condition=Q(prior_systemic_lines__lte=15), name="patient_prior_lines_range"),
             models.CheckConstraint(condition=Q(liver_metastases_count__lte=200), name="patient_metastases_range"),
-            *missing_data.constraints("patient", ("liver_metastases_count", "bilobar_disease", "extrahepatic_disease")),
+            models.CheckConstraint(condition=Q(ecog__lte=4), name="patient_ecog_range"),
+            models.CheckConstraint(
+                condition=Q(cea_ng_per_ml__gte=0, cea_ng_per_ml__lte=100000), name="patient_cea_range"
+            ),
+            models.CheckConstraint(condition=Q(clinical_risk_score__lte=5), name="patient_clinical_risk_score_range"),
+            models.CheckConstraint(condition=Q(braf_status__in=BrafStatus.values), name="patient_braf_vocabulary"),
+            models.CheckConstraint(condition=Q(msi_status__in=MsiStatus.values), name="patient_msi_vocabulary"),
+            *missing_data.constraints(
+                "patient",
+                (
+                    "liver_metastases_count",
+                    "bilobar_disease",
+                    "extrahepatic_disease",
+                    "ecog",
+                    "cea_ng_per_ml",
+                    "clinical_risk_score",
+                ),
+            ),
         ]
         indexes = [
             # Admin list and API list of a centre's patients.
@@ -175,8 +248,90 @@ class Patient(Versioned):
             first = self.implantations.order_by("implanted_on").values_list("implanted_on", flat=True).first()
             if first and first.year < self.birth_year:
                 errors["birth_year"] = f"An implantation on {first} precedes this birth year."
+        if self.extrahepatic_sites and self.extrahepatic_disease is not True:
+            errors["extrahepatic_sites"] = "Sites of extrahepatic disease need extrahepatic disease at implant: yes."
         if errors:
             raise ValidationError(errors)
+
+
+class PumpModel(Versioned):
+    """A pump in the catalogue the coordinator keeps: its reservoir and its nominal flow rate.
+
+    The flow rate is what the pharmacy divides the reservoir by: a constant-flow pump delivers its
+    label's rate (each pump's label may differ a little from the model's nominal rate, which is why
+    the registry also derives the measured rate from the volumes at each refill, registry.refills).
+    A programmable pump has no fixed rate.
+    """
+
+    PUMP_KINDS = [
+        (Device.CONSTANT_FLOW_PUMP.value, Device.CONSTANT_FLOW_PUMP.label),
+        (Device.PROGRAMMABLE_PUMP.value, Device.PROGRAMMABLE_PUMP.label),
+    ]
+
+    name = models.CharField(max_length=80, unique=True, help_text='As the pump\'s label gives it, e.g. "Codman 3000".')
+    manufacturer = models.CharField(max_length=80)
+    kind = models.CharField(max_length=30, choices=PUMP_KINDS, default=Device.CONSTANT_FLOW_PUMP)
+    reservoir_volume_ml = models.DecimalField(
+        max_digits=5,
+        decimal_places=1,
+        validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("100"))],
+        verbose_name="reservoir volume (mL)",
+    )
+    nominal_flow_ml_per_day = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal("10"))],
+        verbose_name="nominal flow rate (mL/day)",
+        help_text="Required for a constant-flow pump; empty for a programmable one.",
+    )
+    active = models.BooleanField(default=True, help_text="Inactive models stay on old records but cannot be chosen.")
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[Device.CONSTANT_FLOW_PUMP, Device.PROGRAMMABLE_PUMP]), name="pump_model_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(reservoir_volume_ml__gte=1, reservoir_volume_ml__lte=100), name="pump_model_reservoir_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(nominal_flow_ml_per_day__isnull=True)
+                | Q(nominal_flow_ml_per_day__gte=Decimal("0.1"), nominal_flow_ml_per_day__lte=10),
+                name="pump_model_flow_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=Device.CONSTANT_FLOW_PUMP) | Q(nominal_flow_ml_per_day__isnull=False),
+                name="pump_model_constant_flow_has_rate",
+            ),
+        ]
+
+    def __str__(self):
+        if self.nominal_flow_ml_per_day is not None:
+            return f"{self.name} ({self.reservoir_volume_ml:g} mL, {self.nominal_flow_ml_per_day:g} mL/day)"
+        return f"{self.name} ({self.reservoir_volume_ml:g} mL, programmable)"
+
+    def clean(self):
+        if self.kind == Device.CONSTANT_FLOW_PUMP and self.nominal_flow_ml_per_day is None:
+            raise ValidationError({"nominal_flow_ml_per_day": "A constant-flow pump needs its nominal flow rate."})
+
+
+# Variant hepatic arteries: one field per variant, holding how it was handled (empty: not present).
+VARIANT_FIELDS = {variant: f"{variant.value}_hepatic_artery" for variant in HepaticArteryVariant}
+
+
+def _variant_field(variant):
+    return models.CharField(
+        max_length=10,
+        choices=VariantHandling.choices,
+        blank=True,
+        verbose_name=str(variant.label).lower(),
+        help_text="How it was handled; empty when this variant is not present.",
+    )
 
 
 class ImplantationQuerySet(CentreScopedQuerySet):
@@ -213,10 +368,29 @@ class Implantation(Versioned):
     indication = models.CharField(max_length=40, choices=Indication.choices)
     approach = models.CharField(max_length=20, choices=Approach.choices)
     device = models.CharField(max_length=30, choices=Device.choices)
+    pump_model = models.ForeignKey(
+        PumpModel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="implantations",
+        help_text="From the pump catalogue; empty for an arterial port.",
+    )
     catheter_vessel = models.CharField(
         max_length=20, choices=CatheterVessel.choices, default=CatheterVessel.GASTRODUODENAL
     )
+    catheter_tip_position = models.CharField(max_length=30, choices=CatheterTipPosition.choices, blank=True)
     accessory_arteries_ligated = models.BooleanField(default=False)
+    replaced_left_hepatic_artery = _variant_field(HepaticArteryVariant.REPLACED_LEFT)
+    accessory_left_hepatic_artery = _variant_field(HepaticArteryVariant.ACCESSORY_LEFT)
+    replaced_right_hepatic_artery = _variant_field(HepaticArteryVariant.REPLACED_RIGHT)
+    accessory_right_hepatic_artery = _variant_field(HepaticArteryVariant.ACCESSORY_RIGHT)
+    replaced_common_hepatic_artery = _variant_field(HepaticArteryVariant.REPLACED_COMMON)
+    gastroduodenal_branches_ligated = models.BooleanField(
+        null=True, blank=True, verbose_name="gastroduodenal artery branches ligated"
+    )
+    right_gastric_artery_ligated = models.BooleanField(null=True, blank=True)
+    cholecystectomy = models.BooleanField(null=True, blank=True)
     concurrent_colorectal_resection = models.BooleanField(default=False)
     concurrent_hepatectomy = models.BooleanField(default=False)
     concurrent_ablation = models.BooleanField(default=False)
@@ -278,8 +452,14 @@ class Implantation(Versioned):
         "indication",
         "approach",
         "device",
+        "pump_model",
         "catheter_vessel",
+        "catheter_tip_position",
         "accessory_arteries_ligated",
+        *VARIANT_FIELDS.values(),
+        "gastroduodenal_branches_ligated",
+        "right_gastric_artery_ligated",
+        "cholecystectomy",
         "concurrent_colorectal_resection",
         "concurrent_hepatectomy",
         "concurrent_ablation",
@@ -325,6 +505,17 @@ class Implantation(Versioned):
                 condition=~Q(trial="") | Q(trial_arm=""),
                 name="implantation_trial_arm_needs_trial",
                 violation_error_message=TRIAL_ARM_WITHOUT_TRIAL_MESSAGE,
+            ),
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{field: ""}) | Q(**{f"{field}__in": VariantHandling.values}),
+                    name=f"implantation_{field}_handling",
+                )
+                for field in VARIANT_FIELDS.values()
+            ),
+            models.CheckConstraint(
+                condition=Q(catheter_tip_position="") | Q(catheter_tip_position__in=CatheterTipPosition.values),
+                name="implantation_catheter_tip_vocabulary",
             ),
             # Same patient, no cycle and not earlier than the replaced pump span rows: clean() checks them.
             models.CheckConstraint(
@@ -396,6 +587,9 @@ class Implantation(Versioned):
             errors["never_treated_note"] = "A note only goes with a never-treated reason."
         if self.trial_arm and not self.trial:
             errors["trial_arm"] = TRIAL_ARM_WITHOUT_TRIAL_MESSAGE
+        pump_model_error = self.pump_model_error()
+        if pump_model_error:
+            errors["pump_model"] = pump_model_error
         replaces_error = self.replaces_error()
         if replaces_error:
             errors["replaces"] = replaces_error
@@ -418,6 +612,33 @@ class Implantation(Versioned):
             errors.setdefault("implanted_on", f"The patient's death is recorded on {death}.")
         if errors:
             raise ValidationError(errors)
+
+    def pump_model_error(self):
+        """Why ``pump_model`` does not fit the device, or None."""
+        if not self.pump_model_id:
+            return None
+        if self.device == Device.ARTERIAL_PORT:
+            return "An arterial port has no pump model; leave it empty."
+        if not self.pump_model.active:
+            # An inactive model stays on the records that have it, but is not chosen for another one.
+            stored = None
+            if self.pk:
+                stored = Implantation.objects.filter(pk=self.pk).values_list("pump_model_id", flat=True).first()
+            if stored != self.pump_model_id:
+                return (
+                    f"{self.pump_model.name} is no longer in the pump catalogue's active models: choose an active one."
+                )
+        if self.device and self.pump_model.kind != self.device:
+            return (
+                f"{self.pump_model.name} is listed as “{self.pump_model.get_kind_display()}”, "
+                f"but the device is “{self.get_device_display()}”."
+            )
+        return None
+
+    @property
+    def hepatic_artery_variants(self):
+        """[(variant, handling)] for each variant present, in the vocabulary's order."""
+        return [(variant, getattr(self, field)) for variant, field in VARIANT_FIELDS.items() if getattr(self, field)]
 
     def replaces_error(self):
         """Why ``replaces`` cannot be this implantation's replaced pump, or None."""
@@ -502,15 +723,74 @@ class PerfusionCheck(ImplantationChild):
     checked_on = models.DateField()
     timing = models.CharField(max_length=20, choices=PerfusionTiming.choices)
     method = models.CharField(max_length=20, choices=PerfusionMethod.choices)
+    modality = models.CharField(
+        max_length=20,
+        choices=PerfusionModality.choices,
+        blank=True,
+        help_text="Taken from the method when left empty.",
+    )
     extrahepatic_perfusion = models.BooleanField(verbose_name="extrahepatic perfusion found")
+    extrahepatic_sites = CodedSetField(
+        vocabulary=ExtrahepaticPerfusionSite,
+        verbose_name="extrahepatic perfusion sites",
+        help_text="Where the extrahepatic perfusion was seen; only with extrahepatic perfusion found.",
+    )
+    incomplete_hepatic_perfusion = models.BooleanField(
+        null=True, blank=True, help_text="Part of the liver not perfused (e.g. an unligated replaced artery)."
+    )
+    correction = models.CharField(
+        max_length=30,
+        choices=PerfusionCorrection.choices,
+        blank=True,
+        help_text="What was done about a misperfusion.",
+    )
+    repeat_check_normal = models.BooleanField(
+        null=True, blank=True, help_text="After a correction: whether the repeat check was normal."
+    )
 
     history = audited_history()
 
     class Meta:
         ordering = ["checked_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(modality="") | Q(modality__in=PerfusionModality.values),
+                name="perfusion_check_modality_vocabulary",
+            ),
+            models.CheckConstraint(
+                condition=Q(correction="") | Q(correction__in=PerfusionCorrection.values),
+                name="perfusion_check_correction_vocabulary",
+            ),
+            models.CheckConstraint(
+                condition=Q(repeat_check_normal__isnull=True)
+                | (~Q(correction="") & ~Q(correction=PerfusionCorrection.NONE)),
+                name="perfusion_check_repeat_after_correction",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.get_method_display()} on {self.checked_on}"
+
+    def save(self, *args, **kwargs):
+        if not self.modality and self.method:
+            self.modality = MODALITY_OF_METHOD.get(self.method, PerfusionModality.OTHER)
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        errors = self.date_errors()
+        if self.method and self.modality:
+            expected = MODALITY_OF_METHOD.get(self.method)
+            if expected != PerfusionModality.OTHER and self.modality != expected:
+                errors["modality"] = (
+                    f"A {self.get_method_display().lower()} check is {expected.label.lower()}, "
+                    f"not {self.get_modality_display().lower()}."
+                )
+        if self.extrahepatic_sites and not self.extrahepatic_perfusion:
+            errors["extrahepatic_sites"] = "Sites only go with extrahepatic perfusion found."
+        if self.repeat_check_normal is not None and self.correction in ("", PerfusionCorrection.NONE):
+            errors["repeat_check_normal"] = "A repeat check follows a correction; record the correction made."
+        if errors:
+            raise ValidationError(errors)
 
 
 class TreatmentQuerySet(CentreScopedQuerySet):
@@ -538,7 +818,73 @@ class Treatment(ImplantationChild):
     dose = models.DecimalField(max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
     dose_unit = models.CharField(max_length=10, choices=DoseUnit.choices)
     dose_change = models.CharField(max_length=10, choices=DoseChange.choices, default=DoseChange.FULL)
-    dose_change_reason = models.CharField(max_length=200, blank=True, help_text="Why the dose was reduced or held.")
+    hold_reason = models.CharField(
+        max_length=30,
+        choices=HoldReason.choices,
+        blank=True,
+        verbose_name="reason for reduction or hold",
+        help_text="Required when the dose was reduced or held.",
+    )
+    dose_change_reason = models.CharField(
+        max_length=200,
+        blank=True,
+        verbose_name="note on the reduction or hold",
+        help_text="Free text for the centre; never shown to investigators.",
+    )
+    body_weight_kg = models.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("20")), MaxValueValidator(Decimal("300"))],
+        verbose_name="body weight (kg)",
+    )
+    returned_volume_ml = models.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        verbose_name="volume returned (mL)",
+        help_text="Emptied from the reservoir before this fill.",
+    )
+    filled_volume_ml = models.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        verbose_name="volume filled (mL)",
+    )
+    drug_concentration_mg_per_ml = models.DecimalField(
+        max_digits=7,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.001")), MaxValueValidator(Decimal("1000"))],
+        verbose_name="drug concentration (mg/mL)",
+    )
+    dexamethasone_mg = models.DecimalField(
+        max_digits=5,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("200"))],
+        verbose_name="dexamethasone in the pump (mg)",
+    )
+    heparin_units = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100000)], verbose_name="heparin in the pump (units)"
+    )
+    liver_test = models.ForeignKey(
+        "LiverTest",
+        # RESTRICT, not PROTECT: deleting the whole implantation (or patient) still removes both.
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="refills",
+        verbose_name="liver tests at this refill",
+        help_text="The same implantation's liver tests drawn for this refill (up to 7 days before it).",
+    )
 
     history = audited_history()
     objects = TreatmentQuerySet.as_manager()
@@ -550,9 +896,31 @@ class Treatment(ImplantationChild):
                 condition=_dose_range_condition(), name="treatment_dose_plausible_for_drug_and_unit"
             ),
             models.CheckConstraint(
-                condition=Q(dose_change="full") | ~Q(dose_change_reason=""),
+                # Rows from before the coded reason (issue 14) carry the free text only.
+                condition=Q(dose_change="full") | ~Q(dose_change_reason="") | ~Q(hold_reason=""),
                 name="treatment_change_has_reason",
             ),
+            models.CheckConstraint(
+                condition=Q(hold_reason="") | (Q(hold_reason__in=HoldReason.values) & ~Q(dose_change="full")),
+                name="treatment_hold_reason_with_change",
+            ),
+            models.CheckConstraint(
+                condition=Q(body_weight_kg__gte=20, body_weight_kg__lte=300), name="treatment_weight_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(returned_volume_ml__gte=0, returned_volume_ml__lte=100),
+                name="treatment_returned_volume_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(filled_volume_ml__gte=0, filled_volume_ml__lte=100), name="treatment_filled_volume_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(drug_concentration_mg_per_ml__gt=0), name="treatment_concentration_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(dexamethasone_mg__gte=0, dexamethasone_mg__lte=200), name="treatment_dexamethasone_range"
+            ),
+            models.CheckConstraint(condition=Q(heparin_units__lte=100000), name="treatment_heparin_range"),
         ]
         indexes = [
             # Treated flag and first dose per implantation.
@@ -574,8 +942,11 @@ class Treatment(ImplantationChild):
                     f"{self.dose} {self.dose_unit} is outside the plausible range for "
                     f"{self.get_drug_display()} ({limits[0]}–{limits[1]} {self.dose_unit})."
                 )
-        if self.dose_change != DoseChange.FULL and not self.dose_change_reason:
-            errors["dose_change_reason"] = "Say why the dose was reduced or held."
+        if self.dose_change != DoseChange.FULL and not self.hold_reason:
+            errors["hold_reason"] = "Say why the dose was reduced or held."
+        if self.dose_change == DoseChange.FULL and self.hold_reason:
+            errors["hold_reason"] = "A reason only goes with a reduced or held dose."
+        errors.update(refills.errors(self))
         if self.parent is not None and self.dose_change != DoseChange.HELD and self.parent.never_treated_reason:
             errors.setdefault(
                 "given_on",

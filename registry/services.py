@@ -2,6 +2,7 @@
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, router, transaction
+from django.db.models import RestrictedError
 from django.db.models.deletion import Collector
 from simple_history.utils import update_change_reason
 
@@ -110,11 +111,38 @@ def may_delete(user, record):
     return True
 
 
+def restricted_message(error):
+    """What the user reads when a deletion is refused because other rows still point to the record (RESTRICT)."""
+    from .models import Treatment
+
+    refills = sorted(
+        (row for row in error.restricted_objects if isinstance(row, Treatment)), key=lambda row: row.given_on
+    )
+    if refills:
+        dates = ", ".join(dict.fromkeys(row.given_on.isoformat() for row in refills))
+        noun = "refill" if len(refills) == 1 else "refills"
+        return f"These liver tests are linked to the {noun} of {dates}; unlink them there first."
+    return "Other records still refer to this one; change them first."
+
+
+def deletion_refusal(record):
+    """Why ``record`` cannot be deleted because other rows point to it (``restricted_message``), or None."""
+    if record is None or not record.pk:
+        return None
+    collector = Collector(using=router.db_for_write(type(record), instance=record))
+    try:
+        collector.collect([record])
+    except RestrictedError as error:
+        return restricted_message(error)
+    return None
+
+
 @transaction.atomic
 def delete_record(record, *, user, reason):
     """Delete a record and what hangs off it, each history row naming the user and the reason.
 
-    Raises ``ValidationError`` without a reason, ``PermissionDenied`` outside the user's centres or for a
+    Raises ``ValidationError`` without a reason or while other rows still point to the record (a refill's
+    liver tests: ``restricted_message``), ``PermissionDenied`` outside the user's centres or for a
     patient with clinical records and a user who is not the coordinator, and ``StaleRecord`` when the
     record was changed since the caller read it.
     """
@@ -132,7 +160,10 @@ def delete_record(record, *, user, reason):
     # The rows the deletion cascades to are collected first, so that each one's history row
     # (django-simple-history writes it on post_delete) carries the same author and reason.
     collector = Collector(using=router.db_for_write(type(record), instance=record))
-    collector.collect([record])
+    try:
+        collector.collect([record])
+    except RestrictedError as error:
+        raise ValidationError(restricted_message(error)) from None
     for instances in collector.data.values():
         for instance in instances:
             instance._history_user = user

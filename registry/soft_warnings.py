@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
+from . import refills
 from .vocabulary import DoseChange, DoseUnit, Drug
 
 # --- Thresholds: each one a value that is rare enough to be worth a second look, not an impossible one ----
@@ -87,6 +88,25 @@ def _fudr_dose_outside_usual(treatment):
     )
 
 
+def _dose_differs_from_computed(treatment):
+    if treatment.dose_change == DoseChange.HELD:
+        return None
+    check = refills.dose_check(treatment)
+    if check is None:
+        return None
+    computed, flow, basis = check
+    gap = refills.dose_difference(treatment.dose, computed)
+    if gap is None or gap <= refills.DOSE_TOLERANCE:
+        return None
+    stated = Decimal(str(treatment.dose)).normalize()
+    return (
+        f"The stated dose of {stated:f} mg/kg/day and the dose this fill gives, {computed.normalize():f} mg/kg/day "
+        f"({treatment.drug_concentration_mg_per_ml.normalize():f} mg/mL × {flow.normalize():f} mL/day {basis} flow ÷ "
+        f"{treatment.body_weight_kg.normalize():f} kg), are {gap * 100:.0f}% apart (more than "
+        f"{refills.DOSE_TOLERANCE * 100:.0f}%)."
+    )
+
+
 def _first_dose_on_implantation_day(treatment):
     implantation = treatment.parent
     if implantation is None or treatment.dose_change == DoseChange.HELD:  # a held cycle is not a dose
@@ -112,6 +132,7 @@ def _above(field, limit, described, unit):
 CATALOGUE = [
     ("registry.treatment", "fudr_dose_outside_usual", "dose", _fudr_dose_outside_usual),
     ("registry.treatment", "first_dose_on_implantation_day", "given_on", _first_dose_on_implantation_day),
+    ("registry.treatment", "dose_differs_from_computed", "dose", _dose_differs_from_computed),
     (
         "registry.implantation",
         "operative_time_long",

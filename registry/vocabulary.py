@@ -278,3 +278,102 @@ class ReadmissionReason(models.TextChoices):
     BILIARY = "biliary", "Biliary"
     GASTROINTESTINAL_ULCER = "gastrointestinal_ulcer", "Gastrointestinal ulcer"
     OTHER = "other", "Other"
+
+
+# --- issue 14: the richer record -------------------------------------------------------------
+
+
+class HoldReason(models.TextChoices):
+    """Why an HAI dose was reduced or held (the reasons the MSKCC FUDR dose-modification table acts on)."""
+
+    BILIRUBIN = "bilirubin", "Bilirubin rise"
+    ALP = "alp", "ALP rise"
+    AST = "ast", "AST rise"
+    CHEMICAL_HEPATITIS = "chemical_hepatitis", "Chemical hepatitis"
+    BILIARY_SCLEROSIS = "biliary_sclerosis", "Biliary sclerosis"
+    SYSTEMIC_TOXICITY = "systemic_toxicity", "Systemic toxicity"
+    PUMP_PROBLEM = "pump_problem", "Pump problem"
+    PATIENT_CHOICE = "patient_choice", "Patient choice"
+    OTHER = "other", "Other"
+
+
+class HepaticArteryVariant(models.TextChoices):
+    """Variant hepatic arterial anatomy met at HAI pump placement (Michels' classification).
+
+    A replaced artery is the only supply of its territory; an accessory one supplies it besides
+    the normal branch. A replaced common hepatic artery arises from the superior mesenteric artery.
+    """
+
+    REPLACED_LEFT = "replaced_left", "Replaced left hepatic artery"
+    ACCESSORY_LEFT = "accessory_left", "Accessory left hepatic artery"
+    REPLACED_RIGHT = "replaced_right", "Replaced right hepatic artery"
+    ACCESSORY_RIGHT = "accessory_right", "Accessory right hepatic artery"
+    REPLACED_COMMON = "replaced_common", "Replaced common hepatic artery"
+
+
+class VariantHandling(models.TextChoices):
+    LIGATED = "ligated", "Ligated"
+    EMBOLISED = "embolised", "Embolised"
+    NONE = "none", "Left alone"
+
+
+class CatheterTipPosition(models.TextChoices):
+    """Where the catheter tip lies; the standard is at the gastroduodenal artery's origin, not protruding."""
+
+    GASTRODUODENAL_ORIGIN = "gastroduodenal_origin", "At the gastroduodenal artery origin"
+    COMMON_HEPATIC = "common_hepatic", "In the common hepatic artery"
+    PROPER_HEPATIC = "proper_hepatic", "In the proper hepatic artery"
+    OTHER = "other", "Other"
+
+
+class PerfusionModality(models.TextChoices):
+    INTRAOPERATIVE_DYE = "intraoperative_dye", "Intra-operative dye"
+    MAA_SPECT = "maa_spect", "Tc-99m MAA SPECT"
+    OTHER = "other", "Other"
+
+
+# The perfusion method recorded before issue 14 -> the modality it is (the data migration and clean()).
+MODALITY_OF_METHOD = {
+    PerfusionMethod.METHYLENE_BLUE: PerfusionModality.INTRAOPERATIVE_DYE,
+    PerfusionMethod.MAA_SCINTIGRAPHY: PerfusionModality.MAA_SPECT,
+    PerfusionMethod.ANGIOGRAPHY: PerfusionModality.OTHER,
+    PerfusionMethod.OTHER: PerfusionModality.OTHER,
+}
+
+
+class ExtrahepaticPerfusionSite(models.TextChoices):
+    STOMACH = "stomach", "Stomach"
+    DUODENUM = "duodenum", "Duodenum"
+    PANCREAS = "pancreas", "Pancreas"
+    GALLBLADDER = "gallbladder", "Gallbladder"
+    ABDOMINAL_WALL = "abdominal_wall", "Abdominal wall (falciform artery)"
+    OTHER = "other", "Other"
+
+
+class PerfusionCorrection(models.TextChoices):
+    NONE = "none", "None needed"
+    VESSEL_LIGATED = "vessel_ligated", "Vessel ligated"
+    VESSEL_EMBOLISED = "vessel_embolised", "Vessel embolised"
+    CATHETER_REPOSITIONED = "catheter_repositioned", "Catheter repositioned"
+    OTHER = "other", "Other"
+
+
+class BrafStatus(models.TextChoices):
+    WILD_TYPE = "wild_type", "BRAF wild-type"
+    V600E = "v600e", "BRAF V600E mutant"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class MsiStatus(models.TextChoices):
+    MSS = "mss", "Microsatellite stable (MSS) / pMMR"
+    MSI_HIGH = "msi_high", "MSI-high / dMMR"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class ExtrahepaticDiseaseSite(models.TextChoices):
+    LUNG = "lung", "Lung"
+    PERITONEUM = "peritoneum", "Peritoneum"
+    PORTAL_NODES = "portal_nodes", "Portal (hilar) lymph nodes"
+    OTHER_NODES = "other_nodes", "Other lymph nodes"
+    BONE = "bone", "Bone"
+    OTHER = "other", "Other"

@@ -11,7 +11,9 @@ from . import access
 # Apps whose records carry a centre and are edited by data managers.
 CLINICAL_APP_LABELS = {"registry"}
 # Registry-wide reference data: data managers and leads may read, only the coordinator writes.
-READABLE_REFERENCE_MODELS = {"sites.centre", "sites.surgeon", "registry.complicationtype"}
+READABLE_REFERENCE_MODELS = {"sites.centre", "sites.surgeon", "registry.complicationtype", "registry.pumpmodel"}
+# Registry-wide catalogues in the clinical app: everyone who uses the API reads, only the coordinator writes.
+CATALOGUE_MODELS = {"registry.complicationtype", "registry.pumpmodel"}
 # Data managers look after their own centres' surgeons.
 CENTRE_EDITABLE_REFERENCE_MODELS = {"sites.surgeon"}
 
@@ -28,7 +30,7 @@ class RoleBackend(ModelBackend):
         except ValueError:
             return False
         qualified = f"{app_label}.{model_name}"
-        if qualified == "registry.complicationtype":
+        if qualified in CATALOGUE_MODELS:
             return action == "view" and access.can_use_api(user_obj)
         if app_label in CLINICAL_APP_LABELS or qualified in READABLE_REFERENCE_MODELS:
             if action == "view":

@@ -37,6 +37,8 @@ def patient_form(centre, **overrides):
         "sex": "male",
         "primary_tumour": "colorectal",
         "ras_status": "unknown",
+        "braf_status": "unknown",
+        "msi_status": "unknown",
         "prior_systemic_lines": "1",
         **empty_inlines(PATIENT_INLINE_PREFIXES),
     }
@@ -98,6 +100,8 @@ def _form_value(field, value):
         return "on" if value else None  # an unticked box is not sent
     if value is None:
         return ""
+    if isinstance(value, list):
+        return value  # a set of codes (registry.fields.CodedSetField): one checkbox per code, [] sends none
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)

@@ -14,10 +14,22 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
     SystemicTherapyLine,
     Treatment,
 )
-from registry.vocabulary import Approach, Device, DoseUnit, Drug, Indication, PrimaryTumour, Sex, VitalStatus
+from registry.vocabulary import (
+    Approach,
+    Device,
+    DoseChange,
+    DoseUnit,
+    Drug,
+    HoldReason,
+    Indication,
+    PrimaryTumour,
+    Sex,
+    VitalStatus,
+)
 from sites.models import Centre, Membership, ReportRecipient, Role, Surgeon
 
 BASE_DATE = datetime.date(2024, 3, 1)
@@ -120,6 +132,21 @@ class TreatmentFactory(factory.django.DjangoModelFactory):
     drug = Drug.FUDR
     dose = Decimal("0.120")
     dose_unit = DoseUnit.MG_PER_KG_PER_DAY
+    dose_change = DoseChange.FULL
+    # A reduced or held dose needs its coded reason (issue 14).
+    hold_reason = factory.LazyAttribute(lambda o: "" if o.dose_change == DoseChange.FULL else HoldReason.OTHER)
+
+
+class PumpModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PumpModel
+        django_get_or_create = ("name",)
+
+    name = "Test constant-flow pump"
+    manufacturer = "Test Medical"
+    kind = Device.CONSTANT_FLOW_PUMP
+    reservoir_volume_ml = Decimal("30.0")
+    nominal_flow_ml_per_day = Decimal("1.00")
 
 
 class ComplicationTypeFactory(factory.django.DjangoModelFactory):

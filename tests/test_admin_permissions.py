@@ -38,7 +38,10 @@ MODELS = {
     "centre": ("sites", "centre"),
     "surgeon": ("sites", "surgeon"),
     "complicationtype": ("registry", "complication-type"),
+    "pumpmodel": ("registry", "pump-model"),
 }
+# Registry-wide reference data: no own/other axis, the coordinator alone writes it.
+REGISTRY_WIDE = ["complicationtype", "pumpmodel"]
 CHILD_MODELS = [
     "treatment",
     "complication",
@@ -121,6 +124,14 @@ ADD = {
         "grading_system": "ctcae",
         "active": "on",
     },
+    "pumpmodel": lambda t: {
+        "name": "New pump 40",
+        "manufacturer": "New maker",
+        "kind": "constant_flow_pump",
+        "reservoir_volume_ml": "40",
+        "nominal_flow_ml_per_day": "1.5",
+        "active": "on",
+    },
 }
 # model -> (form overrides, (field, value) the record has after the change)
 CHANGE = {
@@ -137,6 +148,7 @@ CHANGE = {
     "centre": ({"name": "Renamed"}, ("name", "Renamed")),
     "surgeon": ({"prior_pump_count": "30"}, ("prior_pump_count", 30)),
     "complicationtype": ({"name": "Renamed"}, ("name", "Renamed")),
+    "pumpmodel": ({"manufacturer": "Renamed"}, ("manufacturer", "Renamed")),
 }
 
 
@@ -145,8 +157,8 @@ def expected(role, where, model, action, record_key):
         return False  # the admin refuses investigators altogether
     if role == Role.COORDINATOR:
         return True
-    if model == "complicationtype":
-        return action == "view"  # the vocabulary: read by every centre, extended by the coordinator
+    if model in REGISTRY_WIDE:
+        return action == "view"  # the vocabulary and the pump catalogue: read by every centre, kept by the coordinator
     if where == "other":
         return False
     if role == Role.CENTRE_LEAD:
@@ -164,12 +176,15 @@ MATRIX = [
     for role in ROLES
     for where in ("own", "other")
     for model in MODELS
-    if model != "complicationtype"
+    if model not in REGISTRY_WIDE
     for action in ACTIONS
 ]
 MATRIX += [(role, where, "patient", "delete", "bare-patient") for role in ROLES for where in ("own", "other")]
 MATRIX += [
-    (role, "registry-wide", "complicationtype", action, "complication-type") for role in ROLES for action in ACTIONS
+    (role, "registry-wide", model, action, MODELS[model][1])
+    for model in REGISTRY_WIDE
+    for role in ROLES
+    for action in ACTIONS
 ]
 
 
@@ -226,6 +241,8 @@ def attempt(client, model, action, target, record_key):
 
 @pytest.mark.parametrize("role,where,model,action,record_key", MATRIX, ids=map(_cell_id, MATRIX))
 def test_admin_permission_matrix(client, world, role, where, model, action, record_key):  # noqa: F811
+    if model == "pumpmodel":  # a catalogue model no implantation uses (the shared world predates the catalogue)
+        world["registry-wide"]["pump-model"] = factories.PumpModelFactory(name="Unused pump")
     login(client, role, world)
     assert attempt(client, model, action, world[where], record_key) is expected(role, where, model, action, record_key)
 
@@ -379,5 +396,6 @@ def test_only_the_coordinator_manages_centres_users_and_vocabularies(client, wor
         reverse("admin:sites_membership_changelist"),
         reverse("admin:auth_user_changelist"),
         reverse("admin:registry_complicationtype_add"),
+        reverse("admin:registry_pumpmodel_add"),
     ):
         assert (client.get(url).status_code == 200) is can_manage, url

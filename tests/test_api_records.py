@@ -71,6 +71,16 @@ def test_investigators_see_birth_year_never_a_birth_date(records, investigator):
         "liver_metastases_count_missing",
         "bilobar_disease_missing",
         "extrahepatic_disease_missing",
+        # Case mix at implant (issue 14), with their missing-data codes.
+        "ecog",
+        "cea_ng_per_ml",
+        "clinical_risk_score",
+        "braf_status",
+        "msi_status",
+        "extrahepatic_sites",
+        "ecog_missing",
+        "cea_ng_per_ml_missing",
+        "clinical_risk_score_missing",
     }
 
 

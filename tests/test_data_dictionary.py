@@ -19,6 +19,7 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
     Readmission,
     SystemicTherapyLine,
     SystemicToxicity,
@@ -39,6 +40,7 @@ FORM_MODELS = {
     "systemic_therapy_line": SystemicTherapyLine,
     "systemic_toxicity": SystemicToxicity,
     "readmission": Readmission,
+    "pump_model": PumpModel,
 }
 INTERNAL = {"id", "version", "created_at"}
 
@@ -84,7 +86,7 @@ def test_a_choice_field_lists_exactly_its_choices(form):
 @pytest.mark.parametrize("form", sorted(FORM_MODELS))
 def test_each_field_has_a_type_and_references_say_what_they_refer_to(form):
     rows = by_form_and_field(data_dictionary.rows())
-    allowed_types = {"date", "integer", "decimal", "text", "yes/no", "choice", "reference"}
+    allowed_types = {"date", "integer", "decimal", "text", "yes/no", "choice", "reference", "set of choices"}
     for field in editable_fields(FORM_MODELS[form]):
         row = rows[(form, field.name)]
         assert row["type"] in allowed_types, field.name
@@ -100,6 +102,43 @@ def test_references_name_what_the_api_and_import_take():
     assert "centre code" in rows[("patient", "centre")]["allowed_values"]
     assert "complication type code" in rows[("complication", "type")]["allowed_values"]
     assert "implantation" in rows[("treatment", "implantation")]["allowed_values"]
+
+
+def test_the_richer_record_fields_are_listed_with_their_allowed_values():
+    """Issue 14: the pump catalogue, the arterial variants, the coded sets and the refill's liver tests."""
+    rows = by_form_and_field(data_dictionary.rows())
+    for form, field in [
+        ("patient", "ecog"),
+        ("patient", "cea_ng_per_ml"),
+        ("patient", "clinical_risk_score"),
+        ("patient", "braf_status"),
+        ("patient", "msi_status"),
+        ("implantation", "catheter_tip_position"),
+        ("implantation", "replaced_common_hepatic_artery"),
+        ("implantation", "cholecystectomy"),
+        ("treatment", "hold_reason"),
+        ("treatment", "body_weight_kg"),
+        ("perfusion_check", "correction"),
+        ("pump_model", "nominal_flow_ml_per_day"),
+    ]:
+        assert (form, field) in rows, (form, field)
+    assert rows[("patient", "ecog")]["missing_code_field"] == "ecog_missing"
+    assert rows[("patient", "cea_ng_per_ml")]["unit"] == "ng/mL"
+    assert rows[("treatment", "body_weight_kg")]["unit"] == "kg"
+    assert rows[("pump_model", "nominal_flow_ml_per_day")]["unit"] == "mL/day"
+    assert codes_of(rows[("implantation", "replaced_left_hepatic_artery")]["allowed_values"]) == {
+        "ligated",
+        "embolised",
+        "none",
+    }
+    assert codes_of(rows[("pump_model", "kind")]["allowed_values"]) == {"constant_flow_pump", "programmable_pump"}
+    assert "pump catalogue" in rows[("implantation", "pump_model")]["allowed_values"]
+    assert "liver_test_measured_on" in rows[("treatment", "liver_test")]["allowed_values"]
+    for form, field in [("patient", "extrahepatic_sites"), ("perfusion_check", "extrahepatic_sites")]:
+        row = rows[(form, field)]
+        vocabulary = FORM_MODELS[form]._meta.get_field(field).vocabulary
+        assert row["type"] == "set of choices"
+        assert codes_of(row["allowed_values"]) == set(vocabulary.values)
 
 
 def test_units_come_from_the_verbose_names():

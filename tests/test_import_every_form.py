@@ -32,7 +32,17 @@ from registry.imports import (
     template_context,
     template_csv,
 )
-from registry.models import Complication, FollowUp, Implantation, LiverTest, Patient, Treatment
+from registry.models import (
+    Complication,
+    FollowUp,
+    Implantation,
+    LiverTest,
+    Patient,
+    PerfusionCheck,
+    Readmission,
+    SystemicToxicity,
+    Treatment,
+)
 from registry.rules import today
 from registry.services import restore_complication_types
 from sites.models import Membership, Role
@@ -48,6 +58,9 @@ MODELS = {
     "complication": Complication,
     "livertest": LiverTest,
     "followup": FollowUp,
+    "perfusioncheck": PerfusionCheck,
+    "systemictoxicity": SystemicToxicity,
+    "readmission": Readmission,
 }
 
 
@@ -138,7 +151,7 @@ def test_each_forms_template_filled_with_the_centres_codes_imports_cleanly(form,
 def test_imported_values_are_the_models_values(world, data_manager_a):
     rows = [
         dose(dose="0,25", drug="FUDR"),  # a decimal comma (Excel in French, Dutch or Italian settings)
-        dose(given_on="2024-03-01", dose_change="reduced", dose_change_reason="Raised ALP"),
+        dose(given_on="2024-03-01", dose_change="reduced", hold_reason="alp", dose_change_reason="Raised ALP"),
     ]
     result = run(TreatmentResource, data_manager_a, table(TreatmentResource, rows, delimiter=";"))
     assert not result.has_validation_errors(), errors_of(result)

@@ -8,6 +8,7 @@ recorded, known missing or missing.
 
 import datetime
 import re
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -39,7 +40,14 @@ CASE_IDS = [f"{model.__name__}.{name}" for model, name in CASES]
 def with_values(model):
     """A record of ``model`` with a value in every field that may carry a code (False is a value too)."""
     if model is Patient:
-        return factories.PatientFactory(liver_metastases_count=3, bilobar_disease=False, extrahepatic_disease=True)
+        return factories.PatientFactory(
+            liver_metastases_count=3,
+            bilobar_disease=False,
+            extrahepatic_disease=True,
+            ecog=0,  # 0 is a value too
+            cea_ng_per_ml=Decimal("12.5"),
+            clinical_risk_score=2,
+        )
     if model is Implantation:
         return factories.ImplantationFactory(operative_minutes=180, blood_loss_ml=0, length_of_stay_days=5)
     if model is LiverTest:
@@ -118,6 +126,9 @@ def test_false_is_a_value_not_a_missing_one(db):
         "liver_metastases_count": MISSING,
         "bilobar_disease": RECORDED,
         "extrahepatic_disease": MISSING,
+        "ecog": MISSING,
+        "cea_ng_per_ml": MISSING,
+        "clinical_risk_score": MISSING,
     }
 
 

@@ -79,7 +79,7 @@ def test_first_dose_on_the_implantation_day(implantation, days, change, fires):
         implantation=implantation,
         given_on=implantation.implanted_on + datetime.timedelta(days=days),
         dose_change=change,
-        dose_change_reason="" if change == "full" else "Bilirubin up",
+        hold_reason="" if change == "full" else "bilirubin",
     )
     found = soft_warnings.warnings_for(treatment)
     assert codes(found) == ([SAME_DAY] if fires else [])
@@ -112,6 +112,7 @@ def test_the_thresholds_are_the_issues():
         LONG_OPERATION,
         "length_of_stay_long",
         "blood_loss_high",
+        "dose_differs_from_computed",
     }
 
 
@@ -151,7 +152,7 @@ def test_a_confirmed_value_is_not_asked_again_but_a_new_value_is(implantation, d
     treatment = factories.TreatmentFactory.build(implantation=implantation, dose=Decimal("0.5"))
     save_record(treatment, user=data_manager_a, confirmed_warnings=[FUDR])
 
-    treatment.dose_change, treatment.dose_change_reason = "reduced", "Typo in the reason corrected"
+    treatment.dose_change, treatment.hold_reason = "reduced", "bilirubin"
     save_record(treatment, user=data_manager_a)  # an unrelated edit: the 0.5 was vouched for
     assert confirmations(treatment).count() == 1
 
@@ -241,7 +242,7 @@ def test_api_update_asks_for_confirmation_too(implantation, data_manager_a):
     treatment.refresh_from_db()
     assert treatment.dose == Decimal("0.050") and confirmations(treatment).count() == 1
     # A later, unrelated change: the dose read back as 0.050 is the value confirmed as 0.050 (or 0.05).
-    again = write(api, "patch", url, {"dose_change": "reduced", "dose_change_reason": "Bilirubin up"})
+    again = write(api, "patch", url, {"dose_change": "reduced", "hold_reason": "bilirubin"})
     assert again.status_code == 200, again.json()
     assert confirmations(treatment).count() == 1
 
