@@ -72,7 +72,7 @@ from django.utils import timezone
 
 from registry.vocabulary import ComplicationCategory, Indication
 
-from . import benchmarks, casemix, charts, comparisons, disclosure, outcomes
+from . import benchmarks, casemix, charts, comparisons, concordance, disclosure, outcomes
 from .statistics import (
     binomial_flag,
     completeness,
@@ -1307,6 +1307,7 @@ def build_report_context(
         "published": _published(rows, own, definitions, complication_types),
         "survival_by_indication": _survival_by_indication(rows, own),
         "completeness": _completeness(rows, own, cut_date),
+        "concordance": concordance.centre_section(rows, own, call=_registry.call),
     }
     context["highlights"] = _highlights(context, previous)
     context["alarm_implantations"] = _alarm_implantations(context, own, case_mix, definitions, cut_date)
@@ -1557,6 +1558,8 @@ def _view(context):
         "published": _published_rows(context["published"]),
         "cases_to_review": context.get("cases_to_review"),
         "data_items": _data_items_view(context.get("data_items")),
+        "concordance": _concordance_view(context.get("concordance")),
+        "readmissions": _readmissions_view(context.get("readmissions")),
         "for_email": context.get("for_email", False),
         "stored_report_url": context.get("stored_report_url"),
         "c": context,
@@ -1687,6 +1690,36 @@ def _view(context):
     }
 
 
+def _shown_proportion(figure):
+    """A {"implantations", "events", "rate", "ci"} figure (concordance, readmissions) as _display_proportion shows it."""
+    return _display_proportion(dict(figure, n=figure.get("implantations")))
+
+
+def _concordance_view(section):
+    if not section:
+        return None  # a report stored before the section was added
+    return dict(
+        section,
+        measures=[
+            dict(
+                m,
+                centre_view=_shown_proportion(m["centre"]),
+                registry_view=_shown_proportion(m["registry"]),
+            )
+            for m in section["measures"]
+        ],
+    )
+
+
+def _readmissions_view(measures):
+    if measures is None:
+        return None  # built without the live record (or stored before the rates were added)
+    return [
+        dict(m, centre_view=_shown_proportion(m["centre"]), registry_view=_shown_proportion(m["registry"]))
+        for m in measures
+    ]
+
+
 def _data_items_view(data_items):
     """The data-items table: the centre's known-missing count with its split by code, e.g. "unknown 2, not done 1"."""
     if not data_items:
@@ -1718,7 +1751,13 @@ def refuse_every_url(url):
 
 def render_pdf(html):
     """Print the HTML with WeasyPrint; returns the PDF bytes."""
+    import os
+
     from weasyprint import HTML
+
+    # fontTools stamps each embedded font subset with the time it was made unless SOURCE_DATE_EPOCH is set:
+    # without it, the same report printed a second later gives other PDF bytes (and another checksum).
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "0")
     from weasyprint.urls import FatalURLFetchingError
 
     try:
