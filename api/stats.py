@@ -9,6 +9,7 @@ import hashlib
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -16,7 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.models import ComplicationType, Implantation
-from reports import benchmarks, casemix, comparisons, disclosure, outcomes
+from reports import benchmarks, casemix, comparisons, concordance, disclosure, outcomes
+from reports import selectors as report_selectors
 from reports.cohort import data_version, live_cohort
 from sites import access
 from sites.models import Centre, Surgeon
@@ -477,3 +479,78 @@ class ObservedExpectedStatsView(StatsView):
             for g in groups
             if g["group"] in surgeons and access.surgeon_comparison_visible(user, surgeons[g["group"]], None)
         ]
+
+
+class ConcordanceQuery(StatsQuery):
+    measure = serializers.ChoiceField(
+        choices=[(code, m["label"]) for code, m in concordance.MEASURES.items()],
+        help_text="systemic_with_hai: treated implantations with systemic therapy during the HAI period; "
+        "extrahepatic_outside_trial: implantations with extrahepatic disease at implant and no trial.",
+    )
+
+
+class ConcordanceGroup(ProportionGroup):
+    events = serializers.IntegerField(allow_null=True, help_text="Implantations meeting the measure's definition.")
+    unknown_status = serializers.IntegerField(
+        allow_null=True, required=False, help_text="extrahepatic_outside_trial: extrahepatic status unknown, no trial."
+    )
+
+
+class ConcordanceStatsView(StatsView):
+    """Concordance with the expert consensus on HAI (Karanicolas et al., Curr Oncol 2014;21:e129), per group
+    (reports.concordance): systemic chemotherapy during the HAI period among treated implantations, or
+    extrahepatic disease at implant outside a clinical trial among all implantations (95% Wilson CI)."""
+
+    query_class = ConcordanceQuery
+
+    @extend_schema(
+        parameters=[ConcordanceQuery, *FILTER_PARAMETERS],
+        responses={200: groups_response("ConcordanceStats", ConcordanceGroup), **ERROR_RESPONSES},
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request):
+        query, rows = self.rows(request)
+        code = query.validated_data["measure"]
+        groups = concordance.measure_groups(rows, code, query.grouping())
+        return self.respond(
+            request, groups, concordance.MEASURES[code]["suppress"], query.validated_data.get("group_by")
+        )
+
+
+class ReadmissionQuery(StatsQuery):
+    measure = serializers.ChoiceField(choices=report_selectors.READMISSION_MEASURES)
+
+
+class ReadmissionGroup(ProportionGroup):
+    events = serializers.IntegerField(allow_null=True)
+
+
+class ReadmissionStatsView(StatsView):
+    """30- and 90-day readmission and reoperation rates per group (registry.selectors.readmission_rates): among
+    implantations whose window had ended by now or that had the event inside it (complete windows only)."""
+
+    query_class = ReadmissionQuery
+
+    @extend_schema(
+        parameters=[ReadmissionQuery, *FILTER_PARAMETERS],
+        responses={200: groups_response("ReadmissionStats", ReadmissionGroup), **ERROR_RESPONSES},
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request):
+        query, rows = self.rows(request)
+        # The cohort's grouping decides the groups (bands, experience); the database counts their readmissions.
+        groups = [
+            (label, Implantation.objects.filter(id__in=[row.id for row in members]))
+            for label, members in query.grouping().split(rows).items()
+        ]
+        figures = report_selectors.readmission_groups(groups, query.validated_data["measure"], data_cut=timezone.now())
+        return self.respond(
+            request,
+            figures,
+            lambda g: disclosure.suppress_proportions(g, "events"),
+            query.validated_data.get("group_by"),
+        )

@@ -36,6 +36,8 @@ urlpatterns = [
         "stats/cumulative-incidence/", stats.CumulativeIncidenceStatsView.as_view(), name="stats-cumulative-incidence"
     ),
     path("stats/observed-expected/", stats.ObservedExpectedStatsView.as_view(), name="stats-observed-expected"),
+    path("stats/concordance/", stats.ConcordanceStatsView.as_view(), name="stats-concordance"),
+    path("stats/readmissions/", stats.ReadmissionStatsView.as_view(), name="stats-readmissions"),
     # The API's description is for its users only: it names every filter an attacker would try.
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="api:schema"), name="docs"),

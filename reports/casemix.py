@@ -125,11 +125,13 @@ from statsmodels.tools.sm_exceptions import (
     PerfectSeparationWarning,
 )
 
-from registry.vocabulary import Approach, ComplicationCategory, Device, Indication, Sex
+from registry.vocabulary import Approach, BrafStatus, ComplicationCategory, Device, Indication, MsiStatus, Sex
 
 from .outcomes import EXPERIENCE_THRESHOLD, experienced
 
-VERSION = 1  # bump when a predictor's coding of an existing row changes
+# Bump when a predictor's coding of an existing row changes. Not for a new predictor: a stored model lists
+# its predictors and predict() reads only those, so an older model gives the same risks as before.
+VERSION = 1
 UNKNOWN = "unknown"
 WINDOW_DAYS = 90
 NEVER_TREATED_MIN_DAYS = 60
@@ -166,7 +168,9 @@ class Predictor:
 
 def _choice(name, label, choices, reference, attribute=None):
     attribute = attribute or name
-    return Predictor(name, label, (*choices.values, UNKNOWN), reference, lambda row: getattr(row, attribute) or UNKNOWN)
+    # A vocabulary's own "unknown" (BRAF, MSI) is the same level as a missing value, listed once, last.
+    levels = (*(value for value in choices.values if value != UNKNOWN), UNKNOWN)
+    return Predictor(name, label, levels, reference, lambda row: getattr(row, attribute) or UNKNOWN)
 
 
 def _yes_no(name, label):
@@ -192,6 +196,38 @@ def _bands(name, label, attribute, bands, reference):
     return Predictor(name, label, (*(band for band, _ in bands), UNKNOWN), reference, read)
 
 
+CEA_NORMAL_BELOW = 5  # ng/mL, the usual upper limit of normal
+CEA_FONG_ABOVE = 200  # ng/mL: Fong et al., Ann Surg 1999;230:309, one point for CEA > 200
+
+
+def _cea_band(row):
+    # Not _bands: Fong's criterion is strictly above 200, so 200.0 itself is in the middle band.
+    value = row.cea_ng_per_ml
+    if value is None:
+        return UNKNOWN
+    return "<5" if value < CEA_NORMAL_BELOW else "5-200" if value <= CEA_FONG_ABOVE else ">200"
+
+
+def _lung_only(row):
+    """Extrahepatic disease at implant recorded in the lung only: "yes"; anything else: "no".
+
+    Lung-only rather than the number of sites: lung-only extrahepatic disease is the one pattern with a
+    distinctly better prognosis than the rest (and the one for which HAI is still considered at experienced
+    centres), which a count of sites would mix with peritoneal or nodal disease; and it costs one term, not
+    two. It is a contrast *within* extrahepatic disease, so its missing values are not its own ``unknown``
+    level (the exception to the module's rule, which the level list still ends with): an unknown extrahepatic
+    status is ``extrahepatic_disease``'s own ``unknown``, and extrahepatic disease whose sites are not recorded
+    is "no". A "sites unknown" level would be the very column of ``extrahepatic_disease[yes]`` while no sites
+    are recorded (every patient entered before the sites existed), and a "0 sites" level that of
+    ``extrahepatic_disease[no]``: aliased terms, and every fit would fall back to the ridge penalty. Counting
+    an unrecorded lung-only patient with the other extrahepatic disease dilutes the lung-only effect rather
+    than inventing one.
+    """
+    if row.extrahepatic_disease is True and list(row.extrahepatic_sites or []) == ["lung"]:
+        return "yes"
+    return "no"
+
+
 PREDICTORS = (
     _choice("indication", "Indication", Indication, Indication.UNRESECTABLE_FIRST_LINE),
     _choice("device", "Device", Device, Device.CONSTANT_FLOW_PUMP),
@@ -215,6 +251,15 @@ PREDICTORS = (
         "age", "Age at implantation", "age_at_implant", (("<50", 0), ("50-59", 50), ("60-69", 60), ("70+", 70)), "60-69"
     ),
     _choice("sex", "Sex", Sex, Sex.FEMALE),
+    _bands("ecog", "ECOG performance status", "ecog", (("0", 0), ("1", 1), ("2+", 2)), "0"),
+    Predictor("cea", "CEA at implant (ng/mL)", ("<5", "5-200", ">200", UNKNOWN), "<5", _cea_band),
+    # Fong 1999's split of the clinical risk score: 0-2 low risk, 3-5 high risk.
+    _bands("clinical_risk_score", "Clinical risk score (Fong)", "clinical_risk_score", (("0-2", 0), ("3-5", 3)), "0-2"),
+    _choice("braf_status", "BRAF status", BrafStatus, BrafStatus.WILD_TYPE),
+    _choice("msi_status", "MSI status", MsiStatus, MsiStatus.MSS),
+    Predictor(
+        "lung_only_extrahepatic", "Extrahepatic disease in the lung only", ("no", "yes", UNKNOWN), "no", _lung_only
+    ),
 )
 _PREDICTORS_BY_NAME = {p.name: p for p in PREDICTORS}
 

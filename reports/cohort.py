@@ -18,8 +18,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max, Min, Q
 
-from registry.models import Complication, FollowUp, Implantation, Treatment
+from registry.models import Complication, FollowUp, Implantation, SystemicTherapyLine, Treatment
 from registry.vocabulary import PUMP_FAILURE_END_REASONS, ComplicationCategory, DoseChange, is_severe
+
+from .concordance import overlaps_hai_period
 
 VOLUME_WINDOW_DAYS = 365
 
@@ -50,6 +52,12 @@ CASE_MIX_COLUMNS = {
     "concurrent_colorectal_resection": "concurrent_colorectal_resection",
     "concurrent_hepatectomy": "concurrent_hepatectomy",
     "concurrent_ablation": "concurrent_ablation",
+    "ecog": "patient__ecog",
+    "cea_ng_per_ml": "patient__cea_ng_per_ml",
+    "clinical_risk_score": "patient__clinical_risk_score",
+    "braf_status": "patient__braf_status",
+    "msi_status": "patient__msi_status",
+    "extrahepatic_sites": "patient__extrahepatic_sites",
 }
 CASE_MIX_FIELDS = tuple(CASE_MIX_COLUMNS)
 
@@ -97,6 +105,16 @@ class CohortRow:
     concurrent_colorectal_resection: bool = False
     concurrent_hepatectomy: bool = False
     concurrent_ablation: bool = False
+    ecog: int | None = None
+    cea_ng_per_ml: float | None = None  # a float, not the model's Decimal: the snapshot is JSON
+    clinical_risk_score: int | None = None  # Fong 0-5
+    braf_status: str = ""
+    msi_status: str = ""
+    extrahepatic_sites: list = field(default_factory=list)  # ExtrahepaticDiseaseSite codes
+    # For the consensus concordance (reports.concordance): no trial identifier, only whether there is one.
+    in_trial: bool = False
+    last_dose_on: datetime.date | None = None  # the last HAI dose given (held cycles excluded), as first_dose_on
+    systemic_during_hai: bool = False  # a systemic therapy line overlapping first_dose_on..last_dose_on
 
     @property
     def treated(self):
@@ -164,12 +182,15 @@ def cohort(implantations=None, *, as_of=None):
 
     rows = {}
     for values in selected.order_by().values_list(
-        *IDENTITY_COLUMNS, *CASE_MIX_COLUMNS.values(), "patient__birth_year", "replaces_id"
+        *IDENTITY_COLUMNS, *CASE_MIX_COLUMNS.values(), "patient__birth_year", "replaces_id", "trial"
     ):
         row = CohortRow(*values[: len(IDENTITY_COLUMNS)])
-        *case_mix, birth_year, row.replaces_id = values[len(IDENTITY_COLUMNS) :]
+        *case_mix, birth_year, row.replaces_id, trial = values[len(IDENTITY_COLUMNS) :]
         for name, value in zip(CASE_MIX_FIELDS, case_mix, strict=True):
             setattr(row, name, value)
+        row.cea_ng_per_ml = float(row.cea_ng_per_ml) if row.cea_ng_per_ml is not None else None
+        row.extrahepatic_sites = sorted(row.extrahepatic_sites or [])
+        row.in_trial = bool(trial)
         # The age in whole years, not the birth year: nothing in a snapshot that helps identify a patient.
         row.age_at_implant = row.implanted_on.year - birth_year if birth_year else None
         row.patient_first_implanted_on = first_implanted.get(row.patient_id, row.implanted_on)
@@ -182,13 +203,30 @@ def cohort(implantations=None, *, as_of=None):
     ids_filter = {"implantation__in": selected.values("id")}
 
     doses = _entered_by(Treatment.objects.exclude(dose_change=DoseChange.HELD), as_of).filter(**ids_filter)
-    for implantation_id, first in (
+    for implantation_id, first, last in (
         doses.order_by()
         .values("implantation_id")
-        .annotate(first=Min("given_on"))
-        .values_list("implantation_id", "first")
+        .annotate(first=Min("given_on"), last=Max("given_on"))
+        .values_list("implantation_id", "first", "last")
     ):
         rows[implantation_id].first_dose_on = first
+        rows[implantation_id].last_dose_on = last
+
+    # Systemic therapy during the HAI period (reports.concordance): one query over the patients' lines.
+    lines = defaultdict(list)
+    for patient_id, started_on, ended_on in (
+        _entered_by(SystemicTherapyLine.objects.all(), as_of)
+        .filter(patient__in=selected.values("patient_id"))
+        .order_by()
+        .values_list("patient_id", "started_on", "ended_on")
+    ):
+        lines[patient_id].append((started_on, ended_on))
+    for row in rows.values():
+        if row.first_dose_on is not None:
+            row.systemic_during_hai = any(
+                overlaps_hai_period(row.first_dose_on, row.last_dose_on, started_on, ended_on)
+                for started_on, ended_on in lines.get(row.patient_id, ())
+            )
 
     follow_ups = _entered_by(FollowUp.objects.all(), as_of).filter(**ids_filter)
     summary = (
@@ -296,7 +334,7 @@ def live_cohort():
 def connect_signals():
     from django.db.models.signals import post_delete, post_save
 
-    from registry.models import ComplicationType, LiverTest, Patient, PerfusionCheck, SystemicTherapyLine
+    from registry.models import ComplicationType, LiverTest, Patient, PerfusionCheck, Readmission
     from sites.models import Centre, Surgeon
 
     # Every record the API counts or the statistics read; the version also keys
@@ -313,6 +351,7 @@ def connect_signals():
         SystemicTherapyLine,
         LiverTest,
         PerfusionCheck,
+        Readmission,  # not in the rows, but api.stats' readmission rates are cached under the version too
     ]
     for sender in senders:
         post_save.connect(_bump_on_commit, sender=sender, dispatch_uid=f"cohort-version-save-{sender.__name__}")

@@ -376,3 +376,65 @@ def cases_to_review(scope, *, period_start, period_end, data_cut, alarms=()):
             )
         )
     return sections
+
+
+# --- Readmission and reoperation rates (registry.selectors.readmission_rates) ----------------
+
+READMISSION_MEASURES = (
+    ("readmission_30d", "Readmission within 30 days"),
+    ("readmission_90d", "Readmission within 90 days"),
+    ("reoperation_30d", "Reoperation within 30 days"),
+    ("reoperation_90d", "Reoperation within 90 days"),
+)
+
+
+def _entered_implantations(data_cut):
+    # The snapshot's rule: an implantation entered after the cut is not in the cohort.
+    queryset = Implantation.objects.all()
+    return queryset.filter(created_at__lte=data_cut) if isinstance(data_cut, datetime.datetime) else queryset
+
+
+def _readmission_figures(rates):
+    from .benchmarks import rate
+
+    return {key: {"implantations": n, "events": events, **rate(events, n)} for key, (events, n) in rates.items()}
+
+
+def readmission_groups(groups, measure, *, data_cut):
+    """[{"group", "implantations", "events", "rate", "ci"}] of ``measure`` (a key of ``READMISSION_MEASURES``)
+    for each (label, implantations queryset) of ``groups``: complete windows only (readmission_rates), one
+    query per group."""
+    from registry.selectors import readmission_rates
+
+    entered = _entered_implantations(data_cut)
+    return [
+        {"group": label, **_readmission_figures(readmission_rates(queryset & entered, data_cut=data_cut))[measure]}
+        for label, queryset in groups
+    ]
+
+
+def readmission_figures(centre, *, data_cut):
+    """The report's readmission and reoperation rates: the centre's in full and the registry's, shown only when
+    the other centres' share passes the disclosure rule (as every pooled figure of the report). Two queries."""
+    from registry.selectors import readmission_rates
+
+    from . import disclosure
+    from .concordance import guard_registry
+
+    entered = _entered_implantations(data_cut)
+    own = _readmission_figures(readmission_rates(entered.filter(patient__centre=centre), data_cut=data_cut))
+    pooled = _readmission_figures(readmission_rates(entered, data_cut=data_cut))
+    return [
+        {
+            "key": key,
+            "label": label,
+            "centre": own[key],
+            "registry": guard_registry(
+                own[key],
+                pooled[key],
+                lambda g: disclosure.suppress_proportions(g, "events"),
+                ["implantations", "events"],
+            ),
+        }
+        for key, label in READMISSION_MEASURES
+    ]

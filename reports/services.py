@@ -303,15 +303,18 @@ def _late_entries(report):
 
 
 def completeness_extras(centre, data_cut):
-    """What the completeness section reads from the live tables as of the data cut, not from the snapshot:
-    the centre's data queries not closed, by rule, and its data items recorded, known missing and missing."""
+    """What the report reads from the live tables as of the data cut, not from the snapshot: for the
+    completeness section, the centre's data queries not closed, by rule, and its data items recorded, known
+    missing and missing; and the readmission and reoperation rates (the snapshot has no readmissions)."""
     from registry.data_quality import open_query_counts
 
     from .data_items import data_item_counts
+    from .selectors import readmission_figures
 
     return {
         "data_queries": open_query_counts(centre, as_of=data_cut),
         "data_items": data_item_counts(centre, data_cut=data_cut),
+        "readmissions": readmission_figures(centre, data_cut=data_cut),
     }
 
 

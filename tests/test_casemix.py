@@ -16,7 +16,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy.special import expit
 
-from registry.models import ComplicationType
+from registry.models import ComplicationType, Implantation
 from registry.vocabulary import COMPLICATION_TYPES
 from reports import casemix
 from reports.cohort import CohortRow, cohort
@@ -192,6 +192,12 @@ def test_predictor_bands_and_unknown_levels():
         "liver_metastases": "2-4",
         "age": "50-59",
         "sex": "female",
+        "ecog": "unknown",
+        "cea": "unknown",
+        "clinical_risk_score": "unknown",
+        "braf_status": "unknown",
+        "msi_status": "unknown",
+        "lung_only_extrahepatic": "no",  # extrahepatic disease, its sites not recorded
     }
     bands = casemix._PREDICTORS_BY_NAME
     for count, band in [(0, "0"), (1, "1"), (2, "2-4"), (5, "5-9"), (9, "5-9"), (10, "10+"), (None, "unknown")]:
@@ -205,6 +211,64 @@ def test_predictor_bands_and_unknown_levels():
     assert levels(blank)["extrahepatic_disease"] == levels(blank)["bilobar_disease"] == "unknown"
     # A value the vocabulary does not know is unknown too.
     assert levels(row(indication="something_new"))["indication"] == "unknown"
+
+
+def test_the_richer_case_mix_predictors_code_rows_as_intended():
+    p = casemix._PREDICTORS_BY_NAME
+    for ecog, level in [(0, "0"), (1, "1"), (2, "2+"), (4, "2+"), (None, "unknown")]:
+        assert p["ecog"].level(row(ecog=ecog)) == level
+    # Normal below 5 ng/mL; Fong's point is for CEA strictly above 200, so 200 itself is in the middle band.
+    for cea, level in [(0.0, "<5"), (4.9, "<5"), (5.0, "5-200"), (200.0, "5-200"), (200.1, ">200"), (None, "unknown")]:
+        assert p["cea"].level(row(cea_ng_per_ml=cea)) == level
+    for score, level in [(0, "0-2"), (2, "0-2"), (3, "3-5"), (5, "3-5"), (None, "unknown")]:
+        assert p["clinical_risk_score"].level(row(clinical_risk_score=score)) == level
+    for status, level in [("wild_type", "wild_type"), ("v600e", "v600e"), ("unknown", "unknown"), ("", "unknown")]:
+        assert p["braf_status"].level(row(braf_status=status)) == level
+    for status, level in [("mss", "mss"), ("msi_high", "msi_high"), ("unknown", "unknown"), ("", "unknown")]:
+        assert p["msi_status"].level(row(msi_status=status)) == level
+    assert p["braf_status"].levels == ("wild_type", "v600e", "unknown")  # the vocabulary's unknown listed once
+    assert [
+        (q.reference) for q in (p["ecog"], p["cea"], p["clinical_risk_score"], p["braf_status"], p["msi_status"])
+    ] == [
+        "0",
+        "<5",
+        "0-2",
+        "wild_type",
+        "mss",
+    ]
+    lung = p["lung_only_extrahepatic"]
+    assert lung.level(row(extrahepatic_disease=True, extrahepatic_sites=["lung"])) == "yes"
+    assert lung.level(row(extrahepatic_disease=True, extrahepatic_sites=["lung", "peritoneum"])) == "no"
+    assert lung.level(row(extrahepatic_disease=True, extrahepatic_sites=["bone"])) == "no"
+    assert lung.level(row(extrahepatic_disease=False)) == "no"
+    # Unrecorded sites, and an unknown status (extrahepatic_disease's own unknown), are not repeated here:
+    # either would alias a term of extrahepatic_disease.
+    assert lung.level(row(extrahepatic_disease=True, extrahepatic_sites=[])) == "no"
+    assert lung.level(row(extrahepatic_disease=None)) == "no"
+    assert p["extrahepatic_disease"].level(row(extrahepatic_disease=None)) == "unknown"
+
+
+def test_the_richer_case_mix_is_read_from_the_patient_in_the_cohort(centre_a):
+    implantation = factories.ImplantationFactory(
+        patient__centre=centre_a,
+        patient__ecog=1,
+        patient__cea_ng_per_ml="250.0",
+        patient__clinical_risk_score=3,
+        patient__braf_status="v600e",
+        patient__msi_status="msi_high",
+        patient__extrahepatic_disease=True,
+        patient__extrahepatic_sites=["lung"],
+    )
+    [r] = cohort(Implantation.objects.filter(pk=implantation.pk))
+    assert {name: levels(r)[name] for name in ("ecog", "cea", "clinical_risk_score", "braf_status", "msi_status")} == {
+        "ecog": "1",
+        "cea": ">200",
+        "clinical_risk_score": "3-5",
+        "braf_status": "v600e",
+        "msi_status": "msi_high",
+    }
+    assert levels(r)["lung_only_extrahepatic"] == "yes"
+    assert r.cea_ng_per_ml == 250.0 and isinstance(r.cea_ng_per_ml, float)  # the snapshot is JSON
 
 
 def test_every_predictor_declares_its_reference_among_its_levels_and_unknown_last():
@@ -277,6 +341,14 @@ REFERENCES = {
     "liver_metastases": "1",
     "age": "60-69",
     "sex": "female",
+    # Not simulated (every case unknown): fewer than MIN_REFERENCE_CASES at the declared reference, so the
+    # most frequent level is the reference.
+    "ecog": "unknown",
+    "cea": "unknown",
+    "clinical_risk_score": "unknown",
+    "braf_status": "unknown",
+    "msi_status": "unknown",
+    "lung_only_extrahepatic": "no",
 }
 
 
@@ -311,6 +383,13 @@ def true_levels(values):
         ),
         "age": _band(values["age_at_implant"], [(49, "<50"), (59, "50-59"), (69, "60-69"), (None, "70+")]),
         "sex": values["sex"] or "unknown",
+        # Not simulated: the same level for every case, so no term in the fit.
+        "ecog": "unknown",
+        "cea": "unknown",
+        "clinical_risk_score": "unknown",
+        "braf_status": "unknown",
+        "msi_status": "unknown",
+        "lung_only_extrahepatic": "no",
     }
 
 
