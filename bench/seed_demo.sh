@@ -32,7 +32,8 @@ printf 'wall time (seed_demo, incl. Python start-up): %.1f s\n' "$(echo "$end - 
 echo "Rows (exact counts):"
 for t in sites_centre sites_surgeon sites_reportrecipient sites_membership registry_patient registry_implantation \
          registry_treatment registry_complication registry_livertest registry_perfusioncheck \
-         registry_systemictherapyline registry_followup registry_historicalimplantation; do
+         registry_systemictherapyline registry_followup registry_systemictoxicity registry_readmission \
+         registry_pumpmodel registry_historicalimplantation; do
   printf '  %-32s %9s\n' "$t" "$("${PSQL[@]}" -d "$DB" -At -c "SELECT count(*) FROM $t")"
 done
 "${PSQL[@]}" -d "$DB" -At -c "SELECT 'database size: ' || pg_size_pretty(pg_database_size('${DB}'))"

@@ -1,7 +1,7 @@
 """Deterministic demo data for the HAI registry (``manage.py seed_demo``).
 
 ``seed_registry`` builds a multi-centre registry whose rates follow the
-published figures in the domain brief, then writes it with ``bulk_create``.
+published figures in the domain brief, then writes it (``COPY`` on PostgreSQL).
 
 How it works
 ------------
@@ -18,12 +18,18 @@ How it works
    built; everything happens on or before ``reference_date`` and nothing
    clinical is dated after a recorded death.
 3. *Write*: cases are built and inserted chunk by chunk (memory stays flat at
-   100,000 implantations). ``bulk_create`` returns primary keys on PostgreSQL
-   and on SQLite (>= 3.35), which wire the foreign keys of the next table.
-   ``bulk_create`` sends no signals, so no history rows are written for the
-   clinical tables (the few centre, surgeon, user and membership rows are
-   written the same way). On PostgreSQL the child tables are streamed with
-   ``COPY`` instead (same rows, several times faster).
+   100,000 implantations). On PostgreSQL every clinical table is streamed with
+   ``COPY``, its primary keys drawn from the table's own sequence first, so that
+   the next table's foreign keys (a patient's implantation, a refill's liver
+   tests) can be wired; elsewhere, or with ``copy=False``, ``bulk_create``
+   writes the same rows and returns the keys. Neither sends signals, so no
+   history rows are written for the clinical tables (the few centre, surgeon,
+   user and membership rows go through ``bulk_create``).
+4. *The richer record* (issue 14: pump models and refills, operative anatomy,
+   perfusion findings, case mix, systemic toxicity, readmissions, trials) comes
+   from ``registry.demo_detail``, drawn from a second random stream, so the
+   figures below did not move when it was added. The demo has no replacement
+   pumps: each patient has one implantation (seeded counts are the options').
 
 ``created_at`` (when a row was entered) is seeded too: a few days after the
 clinical date, never after the reference date, never before the row's
@@ -53,6 +59,8 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connection, models, transaction
+
+from . import demo_detail
 
 REFERENCE_DATE = dt.date(2026, 10, 31)
 DEMO_PASSWORD = "demo-password-1"
@@ -386,16 +394,19 @@ class Case:
     perfusion_checks: list
     systemic_lines: list
     follow_ups: list
+    systemic_toxicities: list = field(default_factory=list)
+    readmissions: list = field(default_factory=list)
 
 
 class CaseFactory:
     """Turns a skeleton into a patient with one implantation and all its records."""
 
-    def __init__(self, rng, centres, reference_date):
+    def __init__(self, rng, centres, reference_date, detail=None):
         self.rng = rng
         self.centres = centres
         self.ref = reference_date.toordinal()
         self.pseudonyms = set()
+        self.detail = detail  # registry.demo_detail.DetailFactory: the richer record, from its own stream
 
     def pseudonym(self):
         rng = self.rng
@@ -611,6 +622,7 @@ class CaseFactory:
                     break
                 test = self._liver_test(day, baseline, complications, False)
                 liver_tests.append(test)
+                linked = len(liver_tests) - 1  # the refill's liver tests (Treatment.liver_test)
                 change, why = "full", ""
                 toxic = any(c[0] in TOXICITIES and c[1]["onset_on"] <= day for c in complications)
                 if cycle and rng.random() < 0.06:
@@ -627,6 +639,7 @@ class CaseFactory:
                         "dose_unit": unit,
                         "dose_change": change,
                         "dose_change_reason": why,
+                        "liver_test_index": linked,
                     }
                 )
                 given += 1
@@ -759,6 +772,16 @@ class CaseFactory:
                 }
             )
 
+        toxicities, readmissions = [], []
+        if self.detail is not None:
+            detail = self.detail
+            detail.case_mix(patient, indication, imp)
+            detail.operation(implantation, percutaneous, centre.country, patient["extrahepatic_disease"])
+            detail.refills(implantation, patient, treatments, complications)
+            detail.perfusion(checks, reason)
+            toxicities = detail.systemic_toxicities(treated, first_dose, end)
+            readmissions = detail.readmissions(imp, implantation["length_of_stay_days"], complications, end)
+
         # --- when each row was entered: a few days after the event, never before its implantation's row
         case_entered = self.entered(imp)
         patient["created_at"] = implantation["created_at"] = case_entered
@@ -773,13 +796,25 @@ class CaseFactory:
                 row["created_at"] = self.entered(row[name], after=case_entered)
         for _, fields in complications:
             fields["created_at"] = self.entered(fields["onset_on"], after=case_entered)
-        return Case(patient, implantation, treatments, complications, liver_tests, checks, lines, follow_ups)
+        for rows, name in ((toxicities, "onset_on"), (readmissions, "occurred_on")):
+            for row in rows:
+                row["created_at"] = self.detail.entered(row[name], after=case_entered)
+        return Case(
+            patient,
+            implantation,
+            treatments,
+            complications,
+            liver_tests,
+            checks,
+            lines,
+            follow_ups,
+            toxicities,
+            readmissions,
+        )
 
     def entered(self, day, after=None):
         """(day, minute of the day, UTC) a row was entered: mostly within two weeks, never after the reference date."""
-        rng = self.rng
-        stamp = (min(day + min(90, int(rng.expovariate(1 / 6))), self.ref), rng.randint(7 * 60, 18 * 60))
-        return max(stamp, after) if after is not None else stamp
+        return demo_detail.entered(self.rng, self.ref, day, after)
 
     def _complications(self, centre, indication, port, inexperienced, reason, drug, imp, first_dose, end):
         rng = self.rng
@@ -930,17 +965,21 @@ def clinical_models():
         LiverTest,
         Patient,
         PerfusionCheck,
+        Readmission,
         SystemicTherapyLine,
+        SystemicToxicity,
         Treatment,
     )
 
     return [
         DataQuery,  # data-quality queries about the records (issue 12)
         FollowUp,
+        Treatment,  # before the liver tests its refills link to
         LiverTest,
         Complication,
         PerfusionCheck,
-        Treatment,
+        SystemicToxicity,
+        Readmission,
         SystemicTherapyLine,
         Implantation,
         Patient,
@@ -1017,7 +1056,7 @@ def _bulk(model, objects, batch_size):
 FOLLOW_UP_DATES = ("contact_on", "died_on", "resection_on", "hepatic_progression_on", "progression_on", "pump_ended_on")
 
 
-class _ChildWriter:
+class _RowWriter:
     """Writes rows given as {attname: value}: COPY on PostgreSQL, else bulk_create.
 
     COPY checks the same constraints (CHECK, NOT NULL, foreign keys) as INSERT
@@ -1029,6 +1068,9 @@ class _ChildWriter:
 
         self.model, self.use_copy, self.batch_size = model, use_copy, batch_size
         self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        # COPY would send a Python list as a PostgreSQL array ("{}" for an empty one), which jsonb reads as
+        # an object: JSON columns are sent as JSON.
+        self.json = {f.attname for f in self.fields if isinstance(f, models.JSONField)}
         now = timezone.now()
         # Values for columns a row leaves out (e.g. a field added later with a default).
         self.defaults = [
@@ -1037,19 +1079,36 @@ class _ChildWriter:
         ]
 
     def write(self, rows):
+        """Writes the rows; returns their primary keys, in order."""
         if not rows:
-            return 0
+            return []
         if not self.use_copy:
-            _bulk(self.model, [self.model(**row) for row in rows], self.batch_size)
-            return len(rows)
+            return [obj.pk for obj in _bulk(self.model, [self.model(**row) for row in rows], self.batch_size)]
+        from psycopg.types.json import Jsonb
+
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in self.fields)
-        spec = [(f.attname, default) for f, default in zip(self.fields, self.defaults, strict=True)]
+        table = self.model._meta.db_table
+        pk = self.model._meta.pk
         with connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY {quote(self.model._meta.db_table)} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([row.get(name, default) for name, default in spec])
-        return len(rows)
+            # Keys drawn from the table's own sequence, as INSERT would: other rows (a refill's liver tests) point at them.
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [quote(table), pk.column, len(rows)],
+            )
+            ids = [value for (value,) in cursor.fetchall()]
+            columns = ", ".join(quote(f.column) for f in (pk, *self.fields))
+            spec = [
+                (f.attname, default, f.attname in self.json)
+                for f, default in zip(self.fields, self.defaults, strict=True)
+            ]
+            with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+                for key, row in zip(ids, rows, strict=True):
+                    values = [key]
+                    for name, default, is_json in spec:
+                        value = row.get(name, default)
+                        values.append(Jsonb(value) if is_json and value is not None else value)
+                    copy.write_row(values)
+        return ids
 
 
 def _stamp(entered):
@@ -1078,6 +1137,23 @@ IMPORT_EXAMPLE_NAMES = {
     "new_implanted_on_2": "2024-04-15",
 }
 IMPORT_EXAMPLES_FROM = dt.date(2024, 12, 31)  # seeded only when the reference date is on or after
+
+
+def demo_pump_models(PumpModel):
+    """The demo's pump catalogue ({name: pk}): created when missing, left as the coordinator keeps it otherwise."""
+    found = {}
+    for name, (manufacturer, kind, reservoir, flow, _) in demo_detail.PUMP_CATALOGUE.items():
+        model, _ = PumpModel.objects.get_or_create(
+            name=name,
+            defaults={
+                "manufacturer": manufacturer,
+                "kind": kind,
+                "reservoir_volume_ml": reservoir,
+                "nominal_flow_ml_per_day": flow,
+            },
+        )
+        found[name] = model.pk
+    return found
 
 
 def seed_import_examples(centre_id):
@@ -1191,7 +1267,10 @@ def seed_registry(
         LiverTest,
         Patient,
         PerfusionCheck,
+        PumpModel,
+        Readmission,
         SystemicTherapyLine,
+        SystemicToxicity,
         Treatment,
     )
     from .rules import today
@@ -1210,7 +1289,6 @@ def seed_registry(
     rng = random.Random(seed)
     plans, accrual_end = plan_centres(rng, centres, implantations, reference_date)
     skeletons = plan_skeletons(rng, plans, accrual_end)
-    factory = CaseFactory(rng, plans, reference_date)
     counts = {
         m._meta.label: 0
         for m in (
@@ -1225,6 +1303,8 @@ def seed_registry(
             PerfusionCheck,
             SystemicTherapyLine,
             FollowUp,
+            SystemicToxicity,
+            Readmission,
         )
     }
 
@@ -1259,12 +1339,27 @@ def seed_registry(
         counts["sites.Centre"], counts["sites.Surgeon"] = len(plans), len(flat)
         counts["sites.ReportRecipient"] = len(recipients)
         users = create_demo_users(plans)
+        pump_models = demo_pump_models(PumpModel)
+        detail = demo_detail.DetailFactory(random.Random(f"{seed}-detail"), reference_date.toordinal(), pump_models)
+        factory = CaseFactory(rng, plans, reference_date, detail)
         say(f"Planned {len(plans)} centres, {len(flat)} surgeons, {len(skeletons)} implantations.")
         if copy is None:
             copy = connection.vendor == "postgresql"
+        # Patients and implantations too: their keys come back from write() and wire the children.
+        parents = {model: _RowWriter(model, copy, batch_size) for model in (Patient, Implantation)}
         writers = {
-            model: _ChildWriter(model, copy, batch_size)
-            for model in (Treatment, Complication, LiverTest, PerfusionCheck, SystemicTherapyLine, FollowUp)
+            model: _RowWriter(model, copy, batch_size)
+            # Liver tests before the refills that link to them.
+            for model in (
+                LiverTest,
+                Treatment,
+                Complication,
+                PerfusionCheck,
+                SystemicTherapyLine,
+                FollowUp,
+                SystemicToxicity,
+                Readmission,
+            )
         }
 
         if progress is not None:
@@ -1272,44 +1367,31 @@ def seed_registry(
         for start in range(0, len(skeletons), batch_size):
             chunk = skeletons[start : start + batch_size]
             cases = [factory.build(sk) for sk in chunk]
-            patients = _bulk(
-                Patient,
+            patients = parents[Patient].write(
                 [
-                    Patient(
-                        centre_id=plans[sk.centre].pk,
-                        **{
-                            **case.patient,
-                            "consent_on": _date(case.patient["consent_on"]),
-                            "created_at": _stamp(case.patient["created_at"]),
-                        },
-                    )
+                    {
+                        **case.patient,
+                        "centre_id": plans[sk.centre].pk,
+                        "consent_on": _date(case.patient["consent_on"]),
+                        "created_at": _stamp(case.patient["created_at"]),
+                    }
                     for sk, case in zip(chunk, cases, strict=True)
-                ],
-                batch_size,
+                ]
             )
-            implants = _bulk(
-                Implantation,
+            implants = parents[Implantation].write(
                 [
-                    Implantation(
-                        patient_id=patient.pk,
-                        surgeon_id=plans[sk.centre].surgeons[sk.surgeon].pk,
-                        **{
-                            **case.implantation,
-                            "implanted_on": _date(case.implantation["implanted_on"]),
-                            "created_at": _stamp(case.implantation["created_at"]),
-                        },
-                    )
+                    {
+                        **case.implantation,
+                        "patient_id": patient,
+                        "surgeon_id": plans[sk.centre].surgeons[sk.surgeon].pk,
+                        "implanted_on": _date(case.implantation["implanted_on"]),
+                        "created_at": _stamp(case.implantation["created_at"]),
+                    }
                     for sk, case, patient in zip(chunk, cases, patients, strict=True)
-                ],
-                batch_size,
+                ]
             )
             children = {model: [] for model in writers}
-            for case, patient, implant in zip(cases, patients, implants, strict=True):
-                pk = implant.pk
-                children[Treatment] += [
-                    dict(t, implantation_id=pk, given_on=_date(t["given_on"]), created_at=_stamp(t["created_at"]))
-                    for t in case.treatments
-                ]
+            for case, patient, pk in zip(cases, patients, implants, strict=True):
                 children[Complication] += [
                     dict(
                         c,
@@ -1324,6 +1406,19 @@ def seed_registry(
                     dict(t, implantation_id=pk, measured_on=_date(t["measured_on"]), created_at=_stamp(t["created_at"]))
                     for t in case.liver_tests
                 ]
+                for name, model, date_name in (
+                    ("systemic_toxicities", SystemicToxicity, "onset_on"),
+                    ("readmissions", Readmission, "occurred_on"),
+                ):
+                    children[model] += [
+                        dict(
+                            row,
+                            implantation_id=pk,
+                            created_at=_stamp(row["created_at"]),
+                            **{date_name: _date(row[date_name])},
+                        )
+                        for row in getattr(case, name)
+                    ]
                 children[PerfusionCheck] += [
                     dict(p, implantation_id=pk, checked_on=_date(p["checked_on"]), created_at=_stamp(p["created_at"]))
                     for p in case.perfusion_checks
@@ -1331,7 +1426,7 @@ def seed_registry(
                 children[SystemicTherapyLine] += [
                     dict(
                         line,
-                        patient_id=patient.pk,
+                        patient_id=patient,
                         started_on=_date(line["started_on"]),
                         ended_on=_date(line["ended_on"]),
                         created_at=_stamp(line["created_at"]),
@@ -1349,8 +1444,24 @@ def seed_registry(
                 ]
             counts["registry.Patient"] += len(patients)
             counts["registry.Implantation"] += len(implants)
+            liver_test_ids = writers[LiverTest].write(children.pop(LiverTest))
+            counts["registry.LiverTest"] += len(liver_test_ids)
+            offset = 0
+            for case, implant in zip(cases, implants, strict=True):
+                for t in case.treatments:
+                    index = t.get("liver_test_index")
+                    children[Treatment].append(
+                        dict(
+                            {k: v for k, v in t.items() if k != "liver_test_index"},
+                            implantation_id=implant,
+                            given_on=_date(t["given_on"]),
+                            created_at=_stamp(t["created_at"]),
+                            liver_test_id=None if index is None else liver_test_ids[offset + index],
+                        )
+                    )
+                offset += len(case.liver_tests)
             for model, rows in children.items():
-                counts[model._meta.label] += writers[model].write(rows)
+                counts[model._meta.label] += len(writers[model].write(rows))
             say(f"  {start + len(chunk)} / {len(skeletons)} implantations written")
             if progress is not None:
                 progress(start + len(chunk), len(skeletons))
@@ -1376,7 +1487,9 @@ def registry_digest():
         LiverTest,
         Patient,
         PerfusionCheck,
+        Readmission,
         SystemicTherapyLine,
+        SystemicToxicity,
         Treatment,
     )
 
@@ -1388,6 +1501,9 @@ def registry_digest():
         "implantation": "implantation__patient__pseudonym",
         "type": "type__code",
         "user": "user__username",
+        "pump_model": "pump_model__name",
+        "liver_test": "liver_test__measured_on",
+        "replaces": "replaces__implanted_on",
     }
     digest = hashlib.sha256()
     for model in (
@@ -1403,6 +1519,8 @@ def registry_digest():
         LiverTest,
         PerfusionCheck,
         FollowUp,
+        SystemicToxicity,
+        Readmission,
     ):
         names = [natural_keys.get(f.name, f.name) for f in model._meta.concrete_fields if not f.primary_key]
         digest.update(model._meta.label.encode())

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Exists, OuterRef
 
-from registry import demo
+from registry import demo, refills
 from registry.models import (
     Complication,
     ComplicationType,
@@ -18,10 +18,14 @@ from registry.models import (
     LiverTest,
     Patient,
     PerfusionCheck,
+    PumpModel,
+    Readmission,
     SystemicTherapyLine,
+    SystemicToxicity,
     Treatment,
 )
 from registry.rules import today
+from registry.selectors import readmission_rates
 from sites.models import Centre, Membership, ReportRecipient, Role, Surgeon
 
 CENTRES, IMPLANTATIONS, SEED = 8, 4000, 7
@@ -201,6 +205,9 @@ def test_a_sample_of_every_table_passes_full_clean(seeded, db):
         PerfusionCheck,
         SystemicTherapyLine,
         FollowUp,
+        PumpModel,
+        SystemicToxicity,
+        Readmission,
     ]
     for model in models:
         pks = sorted(model.objects.values_list("pk", flat=True))
@@ -209,7 +216,10 @@ def test_a_sample_of_every_table_passes_full_clean(seeded, db):
         # patient), reduced or held cycles, never-treated implantations.
         special = {
             FollowUp: FollowUp.objects.filter(died_on__isnull=False),
-            Treatment: Treatment.objects.exclude(dose_change="full"),
+            # Reduced or held cycles, and refills whose returned volume is checked against the previous fill.
+            Treatment: Treatment.objects.exclude(dose_change="full").union(
+                Treatment.objects.filter(returned_volume_ml__isnull=False, liver_test__isnull=False)
+            ),
             Implantation: Implantation.objects.exclude(never_treated_reason=""),
         }.get(model)
         if special is not None:
@@ -315,3 +325,114 @@ def test_flush_refuses_to_run_with_debug_off(seeded, db, settings):
     with pytest.raises(CommandError, match="only with DEBUG on"):
         call_command("seed_demo", "--centres", "2", "--implantations", "20", "--flush")
     assert (Implantation.objects.count(), Implantation.history.count()) == before
+
+
+# --- the richer record (issue 14) ------------------------------------------------------------
+
+
+def test_every_pump_has_a_catalogue_model_of_its_kind_and_no_port_has_one(seeded, db):
+    pumps = Implantation.objects.exclude(device="arterial_port")
+    assert not pumps.filter(pump_model__isnull=True).exists()
+    for device in ("constant_flow_pump", "programmable_pump"):
+        kinds = set(pumps.filter(device=device).values_list("pump_model__kind", flat=True))
+        assert kinds == {device}
+    assert not Implantation.objects.filter(device="arterial_port", pump_model__isnull=False).exists()
+
+
+def test_every_reduced_or_held_cycle_has_a_coded_reason(seeded, db):
+    changed = Treatment.objects.exclude(dose_change="full")
+    assert changed.count() > 100
+    assert not changed.filter(hold_reason="").exists()
+    assert not Treatment.objects.filter(dose_change="full").exclude(hold_reason="").exists()
+    # Reductions during biliary sclerosis are coded as such, not only as a liver-test rise.
+    assert changed.filter(hold_reason="biliary_sclerosis").exists()
+
+
+def test_fudr_refills_give_their_stated_dose_within_ten_percent(seeded, db):
+    fudr = (
+        Treatment.objects.filter(drug="fudr", dose_unit="mg/kg/day", drug_concentration_mg_per_ml__isnull=False)
+        .select_related("implantation__pump_model")
+        .order_by("pk")
+    )
+    checked = measured = 0
+    for treatment in fudr[:400]:
+        computed, flow, basis = refills.dose_check(treatment)
+        gap = refills.dose_difference(treatment.dose, computed)
+        assert gap <= refills.DOSE_TOLERANCE, (treatment.pk, treatment.dose, computed, flow, basis)
+        checked += 1
+        measured += basis == "measured"
+    assert checked >= 300
+    assert measured > checked / 2  # most refills have a previous one: the flow is measured from the volumes
+
+
+def test_measured_flow_is_close_to_the_pumps_nominal_rate(seeded, db):
+    flows = []
+    for treatment in (
+        refills.with_previous_refill(Treatment.objects.filter(implantation__device="constant_flow_pump"))
+        .select_related("implantation__pump_model")
+        .order_by("pk")[:2000]
+    ):
+        flow = refills.flow_of_row(treatment)
+        if flow is not None:
+            flows.append(flow / treatment.implantation.pump_model.nominal_flow_ml_per_day)
+    assert len(flows) > 500
+    assert 0.95 <= statistics.median(flows) <= 1.05
+
+
+def test_refills_link_their_own_liver_tests(seeded, db):
+    linked = Treatment.objects.filter(liver_test__isnull=False)
+    assert linked.count() > 0.9 * Treatment.objects.filter(implantation__never_treated_reason="").count()
+    for treatment in linked.select_related("liver_test").order_by("pk")[:500]:
+        assert treatment.liver_test.implantation_id == treatment.implantation_id
+        assert treatment.liver_test.measured_on == treatment.given_on
+
+
+def test_grade_3_to_4_systemic_toxicity_at_the_published_rates(derived):
+    """seeds/000: grade 3-4 neutropenia 22.2% and neurotoxicity 9.8% (HAI with systemic chemotherapy)."""
+    treated = {row["id"] for row in derived if row["derived_treated"]}
+    for term, published in (("neutropenia", 0.222), ("neuropathy", 0.098)):
+        severe = set(
+            SystemicToxicity.objects.filter(term=term, grade__in=(3, 4)).values_list("implantation_id", flat=True)
+        )
+        assert severe <= treated
+        assert published - 0.03 <= len(severe) / len(treated) <= published + 0.02, term
+
+
+def test_hepatic_artery_variants_at_about_michels_prevalence(seeded, db):
+    n = Implantation.objects.count()
+    for field, prevalence in (("replaced_left_hepatic_artery", 0.10), ("replaced_right_hepatic_artery", 0.11)):
+        share = Implantation.objects.exclude(**{field: ""}).count() / n
+        assert prevalence - 0.02 <= share <= prevalence + 0.02, field
+    assert Implantation.objects.filter(replaced_left_hepatic_artery="ligated").exists()
+
+
+def test_perfusion_checks_have_their_modality_and_findings(seeded, db):
+    assert not PerfusionCheck.objects.filter(modality="").exists()
+    assert not PerfusionCheck.objects.filter(method="maa_scintigraphy").exclude(modality="maa_spect").exists()
+    positive = PerfusionCheck.objects.filter(extrahepatic_perfusion=True)
+    assert positive.exists()
+    assert not positive.filter(extrahepatic_sites=[]).exists()
+    assert not PerfusionCheck.objects.filter(extrahepatic_perfusion=False).exclude(extrahepatic_sites=[]).exists()
+
+
+def test_case_mix_items_are_filled_or_known_missing(seeded, db):
+    patients = Patient.objects.all()
+    n = patients.count()
+    assert patients.filter(ecog__isnull=False).count() / n > 0.9
+    assert patients.filter(cea_ng_per_ml__isnull=False).count() / n > 0.85
+    assert patients.filter(ecog__isnull=True, ecog_missing="").exists()  # not yet entered
+    assert patients.filter(ecog__isnull=True).exclude(ecog_missing="").exists()  # known missing
+    assert patients.filter(braf_status="v600e").exists() and patients.filter(msi_status="msi_high").exists()
+    with_sites = patients.exclude(extrahepatic_sites=[])
+    assert with_sites.exists() and not with_sites.exclude(extrahepatic_disease=True).exists()
+
+
+def test_readmissions_and_trials(seeded, db):
+    rates = readmission_rates(Implantation.objects.all(), data_cut=REFERENCE)
+    events, n = rates["readmission_30d"]
+    assert 0.03 < events / n < 0.3
+    assert rates["reoperation_90d"][0] > 0
+    in_trial = Implantation.objects.exclude(trial="")
+    assert 0 < in_trial.count() < 0.2 * IMPLANTATIONS
+    extrahepatic = Implantation.objects.filter(patient__extrahepatic_disease=True)
+    assert extrahepatic.exclude(trial="").exists() and extrahepatic.filter(trial="").exists()
