@@ -26,6 +26,27 @@ def modality_from_method(apps, schema_editor):
         PerfusionCheck.objects.filter(method=method, modality="").update(modality=modality)
 
 
+# Going back to 0015 restores its rule that a reduced or held dose has a free-text reason: a row saved since
+# with a coded reason only gets the code's label as its note, rather than stopping the migration.
+HOLD_REASON_LABELS = {
+    "bilirubin": "Bilirubin rise",
+    "alp": "ALP rise",
+    "ast": "AST rise",
+    "chemical_hepatitis": "Chemical hepatitis",
+    "biliary_sclerosis": "Biliary sclerosis",
+    "systemic_toxicity": "Systemic toxicity",
+    "pump_problem": "Pump problem",
+    "patient_choice": "Patient choice",
+    "other": "Other",
+}
+
+
+def notes_from_hold_reasons(apps, schema_editor):
+    Treatment = apps.get_model("registry", "Treatment")
+    for code, label in HOLD_REASON_LABELS.items():
+        Treatment.objects.filter(hold_reason=code, dose_change_reason="").update(dose_change_reason=label)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("registry", "0015_queries_on_toxicities_and_readmissions"),
@@ -1284,4 +1305,5 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(modality_from_method, migrations.RunPython.noop),
+        migrations.RunPython(migrations.RunPython.noop, notes_from_hold_reasons),
     ]
