@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from registry.models import ComplicationType, Implantation
@@ -28,6 +29,7 @@ from .errors import ErrorSerializer
 from .filters import StatsFilter, parse_period
 from .parameters import StrictQueryParameters
 from .permissions import CanReadRegistry
+from .renderers import CSVRenderer, StatisticsCSVRenderer
 
 
 def parse_bands(value):
@@ -243,9 +245,18 @@ FILTER_PARAMETERS = (
 
 
 class StatsView(StrictQueryParameters, APIView):
-    """Investigators see and give centres and surgeons as their opaque codes (api.deidentify), never the real ones."""
+    """Investigators see and give centres and surgeons as their opaque codes (api.deidentify), never the real ones.
+
+    ``?format=csv`` is the same answer as a table, one row per group (and day, for a survival curve):
+    api.renderers.statistics_rows."""
 
     permission_classes = [CanReadRegistry]
+    # One group as the schema documents it; the CSV's columns follow it (api.renderers.statistics_rows).
+    group_serializer = None
+    renderer_classes = [
+        StatisticsCSVRenderer if renderer is CSVRenderer else renderer
+        for renderer in api_settings.DEFAULT_RENDERER_CLASSES
+    ]
     query_class = StatsQuery
 
     def allowed_query_parameters(self, request):
@@ -328,6 +339,8 @@ class ComplicationStatsView(StatsView):
 
     query_class = ComplicationQuery
 
+    group_serializer = ComplicationGroup
+
     @extend_schema(
         parameters=[ComplicationQuery, *FILTER_PARAMETERS],
         responses={
@@ -355,6 +368,8 @@ class CumulativeIncidenceStatsView(StatsView):
 
     query_class = CumulativeIncidenceQuery
 
+    group_serializer = CumulativeIncidenceGroup
+
     @extend_schema(
         parameters=[CumulativeIncidenceQuery, *FILTER_PARAMETERS],
         responses={
@@ -377,6 +392,8 @@ class CumulativeIncidenceStatsView(StatsView):
 
 class PumpUseStatsView(StatsView):
     """Pump use per group: implantations that ever delivered a dose / all implantations, and median days to first dose."""
+
+    group_serializer = PumpUseGroup
 
     @extend_schema(
         parameters=[StatsQuery, *FILTER_PARAMETERS],
@@ -404,6 +421,8 @@ class SurvivalStatsView(StatsView):
     last follow-up contact. Pump failure: 1 − Aalen-Johansen cumulative incidence (freedom from pump failure)."""
 
     query_class = SurvivalQuery
+
+    group_serializer = SurvivalGroup
 
     @extend_schema(
         parameters=[SurvivalQuery, *FILTER_PARAMETERS],
@@ -444,6 +463,8 @@ class ObservedExpectedStatsView(StatsView):
     comparisons are shown only to the coordinator and to the surgeon's own centre."""
 
     query_class = ObservedExpectedQuery
+
+    group_serializer = ObservedExpectedGroup
 
     @extend_schema(
         parameters=[ObservedExpectedQuery, *FILTER_PARAMETERS],
@@ -503,6 +524,8 @@ class ConcordanceStatsView(StatsView):
 
     query_class = ConcordanceQuery
 
+    group_serializer = ConcordanceGroup
+
     @extend_schema(
         parameters=[ConcordanceQuery, *FILTER_PARAMETERS],
         responses={200: groups_response("ConcordanceStats", ConcordanceGroup), **ERROR_RESPONSES},
@@ -532,6 +555,8 @@ class ReadmissionStatsView(StatsView):
     implantations whose window had ended by now or that had the event inside it (complete windows only)."""
 
     query_class = ReadmissionQuery
+
+    group_serializer = ReadmissionGroup
 
     @extend_schema(
         parameters=[ReadmissionQuery, *FILTER_PARAMETERS],
