@@ -753,6 +753,31 @@ InvestigatorSystemicTherapyLineSerializer = investigator_serializer(
 )
 
 
+# --- ?expand=patient: the implantation's patient inline, as /patients/ gives it to the same role -------
+
+
+class ImplantationWithPatientSerializer(ImplantationSerializer):
+    """An implantation with its patient as an object (``?expand=patient``), pseudonym included."""
+
+    # The patient endpoint's own serializer: the expanded patient can never show more than /patients/ does.
+    patient = PatientSerializer(read_only=True, help_text="The patient, as GET /api/v1/patients/{id}/ gives it.")
+
+
+class InvestigatorImplantationWithPatientSerializer(InvestigatorImplantationSerializer):
+    """An implantation as investigators see it, with its de-identified patient as an object (``?expand=patient``)."""
+
+    patient = InvestigatorPatientSerializer(
+        read_only=True, help_text="The patient, de-identified, as GET /api/v1/patients/{code}/ gives it to you."
+    )
+
+
+# Keyed by the serializer the role gets, so the expansion cannot switch a role to another role's shape.
+PATIENT_EXPANDED = {
+    ImplantationSerializer: ImplantationWithPatientSerializer,
+    InvestigatorImplantationSerializer: InvestigatorImplantationWithPatientSerializer,
+}
+
+
 class DeletionSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=500,
@@ -828,7 +853,9 @@ from registry.models import DataQuery  # noqa: E402  (data queries, issue 12)
 
 
 class DataQuerySerializer(serializers.ModelSerializer):
-    """A data query (issue 12). These field names are a contract: add fields, never rename them."""
+    """A question about a record, raised by a data-quality rule or by the coordinator, and the centre's answer."""
+
+    # These field names are a contract (issue 12): add fields, never rename them.
 
     centre = serializers.CharField(source="patient.centre.code", read_only=True, help_text="The centre's code.")
     implantation = serializers.PrimaryKeyRelatedField(

@@ -4,12 +4,14 @@ from django.contrib.auth import authenticate
 from django.db.models import F, OuterRef, Subquery
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from knox.views import LogoutAllView, LogoutView
 from rest_framework import exceptions, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
@@ -55,6 +57,22 @@ def log_export(request, fmt, row_count, completed=True):
     )
 
 
+def csv_columns(serializer):
+    """(heading, field, inner field) per column. A spreadsheet cell holds no object: an expanded record's
+    fields are columns of their own, ``patient.birth_year``."""
+    columns = []
+    for name, field in serializer.fields.items():
+        if isinstance(field, BaseSerializer):
+            columns += [
+                (f"{name}.{inner}", name, inner)
+                for inner, inner_field in field.fields.items()
+                if not inner_field.write_only
+            ]
+        else:
+            columns.append((name, name, None))
+    return columns
+
+
 class ExportingListMixin:
     """List responses are logged as exports; ``?format=csv`` streams every matching row."""
 
@@ -71,18 +89,23 @@ class ExportingListMixin:
     def stream_csv(self, request):
         queryset = self.filter_queryset(self.get_queryset())
         serializer = self.get_serializer()
-        columns = list(serializer.fields)
+        columns = csv_columns(serializer)
         log = log_export(request, "csv", 0, completed=False)
         # Each row is noted as it streams; the read log's row is written when the stream closes (sites.reads).
         records = reads.noting(request, queryset.iterator(chunk_size=self.csv_chunk_size), queryset.model)
 
         def rows():
             writer = csv.writer(EchoBuffer())
-            yield writer.writerow(columns)
+            yield writer.writerow([heading for heading, _, _ in columns])
             count = 0
             for record in records:
                 data = serializer.to_representation(record)
-                yield writer.writerow([csv_cell(data.get(column)) for column in columns])
+                yield writer.writerow(
+                    [
+                        csv_cell(data.get(name) if inner is None else (data.get(name) or {}).get(inner))
+                        for _, name, inner in columns
+                    ]
+                )
                 count += 1
             ExportLog.objects.filter(pk=log.pk).update(row_count=count, completed=True)
 
@@ -232,12 +255,45 @@ class PatientViewSet(RegistryViewSet):
     investigator_ordering_fields = ["birth_year"]
 
 
+EXPAND = "expand"
+EXPANDABLE = ("patient",)
+EXPAND_PARAMETER = OpenApiParameter(
+    EXPAND,
+    OpenApiTypes.STR,
+    enum=list(EXPANDABLE),
+    description="`patient`: each implantation's patient as an object instead of its id (for investigators, "
+    "its opaque code): the fields GET /api/v1/patients/{id}/ gives you, so rows read on their own. "
+    "Anything else is a 400.",
+)
+
+
+def expansions(request, expandable):
+    """What ``?expand=`` names (repeated or comma-separated); anything not in ``expandable`` is a 400."""
+    names = [name.strip() for value in request.query_params.getlist(EXPAND) for name in value.split(",")]
+    unknown = [name for name in names if name not in expandable]
+    if unknown:
+        raise exceptions.ValidationError(
+            {
+                EXPAND: [
+                    f"Cannot expand {', '.join(repr(name) for name in unknown)}. "
+                    f"This endpoint expands: {', '.join(expandable)}."
+                ]
+            }
+        )
+    return frozenset(names)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[EXPAND_PARAMETER]), retrieve=extend_schema(parameters=[EXPAND_PARAMETER])
+)
 class ImplantationViewSet(RegistryViewSet):
     __doc__ = (
         "Implantations (the index event) with their derived values. "
-        "Investigators get `implantation_year`, not `implanted_on`." + INVESTIGATOR_SHAPE
+        "Investigators get `implantation_year`, not `implanted_on`. "
+        "With `?expand=patient`, each row carries its patient as an object." + INVESTIGATOR_SHAPE
     )
 
+    # The patient (and its centre) come in the row's own query: expanding costs no query.
     queryset = Implantation.objects.select_related("patient__centre", "surgeon")
     serializer_class = serializers.ImplantationSerializer
     investigator_serializer_class = serializers.InvestigatorImplantationSerializer
@@ -245,9 +301,25 @@ class ImplantationViewSet(RegistryViewSet):
     filterset_class = filters.ImplantationFilter
     ordering_fields = ["id", "implanted_on", "indication"]
     investigator_ordering_fields = ["indication"]
+    expanded = frozenset()
 
     def base_queryset(self):
         return self.queryset.with_derived()
+
+    def allowed_query_parameters(self, request):
+        allowed = super().allowed_query_parameters(request)
+        # Reads only: a write's response is the record as written, in its contract shape.
+        return allowed | {EXPAND} if self.action in ("list", "retrieve") else allowed
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.expanded = expansions(request, EXPANDABLE)
+
+    def get_serializer_class(self):
+        serializer_class = super().get_serializer_class()
+        if "patient" in self.expanded:
+            return serializers.PATIENT_EXPANDED[serializer_class]
+        return serializer_class
 
 
 class TreatmentViewSet(RegistryViewSet):
@@ -495,7 +567,7 @@ DATA_DICTIONARY_ROW = {
 
 
 class DataDictionaryView(StrictQueryParameters, APIView):
-    """The data dictionary: one row per field of every form a data manager fills (``registry.data_dictionary``).
+    """The data dictionary: one row per field of every form a data manager fills.
 
     Type, unit, whether required, allowed values (choice codes with labels; for a reference, what it refers
     to), range and missing-data code field. `?format=csv` gives the same rows as a spreadsheet.
@@ -629,7 +701,7 @@ class CanReadDataQueries(permissions.BasePermission):
 
 
 class DataQueryViewSet(StrictQueryParameters, viewsets.ReadOnlyModelViewSet):
-    """Data queries (issue 12): raised by the data-quality rules or by the coordinator, answered by the centre.
+    """Data queries: raised by the data-quality rules or by the coordinator, answered by the centre.
 
     A centre's users see their centres' queries, the coordinator all; investigators none (403: a query names
     a record by its id and quotes its dates and values). Filters: `status` (open, answered, closed), `rule`

@@ -291,6 +291,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # One enum for every missing-data code field (<field>_missing, registry.missing_data), not one per field.
     "ENUM_NAME_OVERRIDES": {"MissingReasonEnum": "registry.vocabulary.MissingReason"},
+    # The enum hook is drf-spectacular's default; ours gives each operation a summary and keeps developer
+    # notes out of the docs (api.schema).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.document_for_users"],
 }
 
 # --- Logins: lock-out (django-axes), two-factor (django-otp), trusted proxies. README, "Logging in".
