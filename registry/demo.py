@@ -1017,7 +1017,7 @@ def _delete_rows_pointing_at(targets):
 
 
 def flush_registry():
-    """Delete every clinical row and its history, then all centres and surgeons.
+    """Delete every clinical row and its history, then all centres and surgeons (and the demo's pump models).
 
     The big clinical tables are emptied with plain SQL (no per-row signals, so
     no history rows are written for 100,000s of deletions). Rows of other apps
@@ -1025,6 +1025,8 @@ def flush_registry():
     centre), are deleted through the ORM first: they describe data that is gone.
     """
     from sites.models import Centre, Surgeon
+
+    from .models import PumpModel
 
     targets = clinical_models()
     with transaction.atomic():
@@ -1043,6 +1045,8 @@ def flush_registry():
         _delete_rows_pointing_at([Surgeon, Centre] + targets)
         Surgeon.objects.all().delete()
         Centre.objects.all().delete()  # cascades to report recipients and centre memberships
+        # The demo's own pump catalogue entries go with the demo; a coordinator's are kept.
+        PumpModel.objects.filter(name__in=demo_detail.PUMP_CATALOGUE, implantations__isnull=True).delete()
 
 
 def _bulk(model, objects, batch_size):

@@ -436,3 +436,12 @@ def test_readmissions_and_trials(seeded, db):
     assert 0 < in_trial.count() < 0.2 * IMPLANTATIONS
     extrahepatic = Implantation.objects.filter(patient__extrahepatic_disease=True)
     assert extrahepatic.exclude(trial="").exists() and extrahepatic.filter(trial="").exists()
+
+
+def test_flush_takes_the_demo_pump_catalogue_with_it(seeded, db):
+    # Runs inside this test's transaction: the module's registry comes back afterwards.
+    coordinators_own = PumpModel.objects.create(
+        name="Centre's pump", manufacturer="Other", reservoir_volume_ml=30, nominal_flow_ml_per_day=1
+    )
+    demo.flush_registry()
+    assert list(PumpModel.objects.all()) == [coordinators_own]
