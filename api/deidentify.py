@@ -19,16 +19,19 @@ keyed pseudo-random permutation of the primary key:
   permutations from pseudorandom functions", SIAM J. Comput. 17(2), 1988,
   373-386 (the same construction underlies NIST SP 800-38G's format-preserving
   FF1/FF3 modes);
-- the key is HMAC-SHA256(SECRET_KEY, "hai-registry.deidentify|<user id>|<kind>"),
-  so one investigator gets the same code for a row on every request, another
-  investigator gets unrelated codes, and codes of different kinds of row
-  (a patient and an implantation with the same id) are unrelated;
+- the key is HMAC-SHA256(the release's codes key, "hai-registry.deidentify|<kind>"):
+  codes are drawn per data release (issue 15, ``reports.releases``; the codes key is
+  random, drawn at the freeze and never shown). Every investigator reading one
+  release gets the same code for a row, on every request, so two analysts of one
+  release can compare notes; another release gives unrelated codes, so releases
+  cannot be linked row by row; codes of different kinds of row (a patient and an
+  implantation with the same id) are unrelated;
 - printed as the kind's prefix, "-" and the 64-bit block in base32 (RFC 4648,
   13 letters and digits, no padding).
 
 A permutation is reversible, so the API decodes the codes investigators send
 back (detail URLs, ``?centre=``, ``?patient=``, ``?implantation=``). Changing
-SECRET_KEY changes every investigator's codes.
+SECRET_KEY changes no code: a release answers the same next year.
 """
 
 import base64
@@ -36,7 +39,7 @@ import hashlib
 import hmac
 import re
 
-from django.conf import settings
+from rest_framework import exceptions
 
 from sites import access
 
@@ -68,14 +71,12 @@ def code_pattern(kind):
 
 
 class Codec:
-    """Opaque codes of one kind of row for one user: ``encode(pk)`` and ``decode(code)``."""
+    """Opaque codes of one kind of row in one release: ``encode(pk)`` and ``decode(code)``."""
 
-    def __init__(self, user_id, kind):
+    def __init__(self, codes_key, kind):
         self.kind = kind
         self.prefix = PREFIXES[kind]
-        key = hmac.new(
-            settings.SECRET_KEY.encode(), f"hai-registry.deidentify|{user_id}|{kind}".encode(), hashlib.sha256
-        ).digest()
+        key = hmac.new(codes_key.encode(), f"hai-registry.deidentify|{kind}".encode(), hashlib.sha256).digest()
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
 
     def _round(self, number, half):
@@ -118,15 +119,15 @@ class Codec:
 
 
 class Deidentifier:
-    """One user's codecs, made once per request."""
+    """One release's codecs."""
 
-    def __init__(self, user):
-        self.user_id = user.pk
+    def __init__(self, release):
+        self.release = release
         self._codecs = {}
 
     def codec(self, kind):
         if kind not in self._codecs:
-            self._codecs[kind] = Codec(self.user_id, kind)
+            self._codecs[kind] = Codec(self.release.codes_key, kind)
         return self._codecs[kind]
 
     def encode(self, kind, pk):
@@ -136,19 +137,36 @@ class Deidentifier:
         return self.codec(kind).decode(code)
 
 
-def for_request(request):
-    """The request user's de-identifier if the user must get de-identified data, else None."""
-    if request is None or not access.must_deidentify(request.user):
-        return None
-    deidentifier = getattr(request, "_hai_deidentifier", None)
-    if deidentifier is None or deidentifier.user_id != request.user.pk:
-        deidentifier = Deidentifier(request.user)
-        request._hai_deidentifier = deidentifier
+_deidentifiers = {}
+
+
+def for_release(release):
+    """The release's de-identifier (kept per process: a release never changes)."""
+    deidentifier = _deidentifiers.get(release.storage)
+    if deidentifier is None:
+        if len(_deidentifiers) > 8:
+            _deidentifiers.clear()
+        deidentifier = _deidentifiers[release.storage] = Deidentifier(release)
     return deidentifier
 
 
+def for_request(request):
+    """The de-identifier of the release the request reads if its user must get de-identified data, else None.
+
+    An investigator's request always reads a release (``api.releases``); one that reached here without
+    one is refused rather than answered with live rows or unkeyed codes.
+    """
+    if request is None or not access.must_deidentify(request.user):
+        return None
+    release = getattr(request, "hai_release", None)
+    if release is None:
+        raise exceptions.PermissionDenied("Investigators read data releases only, and this request names none.")
+    return for_release(release)
+
+
 def ordering_salt(request):
-    """A per-investigator salt for the order rows are listed in (no dates, no ids: see api.pagination)."""
-    return hmac.new(
-        settings.SECRET_KEY.encode(), f"hai-registry.ordering|{request.user.pk}".encode(), hashlib.sha256
-    ).hexdigest()[:16]
+    """The release's salt for the order rows are listed in (no dates, no ids: see api.pagination)."""
+    release = getattr(request, "hai_release", None)
+    if release is None:
+        raise exceptions.PermissionDenied("Investigators read data releases only, and this request names none.")
+    return hmac.new(release.codes_key.encode(), b"hai-registry.ordering", hashlib.sha256).hexdigest()[:16]

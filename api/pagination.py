@@ -10,7 +10,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
 
-from reports.cohort import data_version
+from reports.cohort import cohort_version
+from sites import access
 
 from . import deidentify
 
@@ -29,7 +30,7 @@ class VersionedCountPaginator(Paginator):
             sql, params = query.query.sql_with_params()
         except Exception:  # an empty result set ("IN ()") has no SQL
             return super().count
-        key = "count:" + hashlib.sha256(f"{data_version()}|{sql}|{params!r}".encode()).hexdigest()
+        key = "count:" + hashlib.sha256(f"{cohort_version()}|{sql}|{params!r}".encode()).hexdigest()
         value = cache.get(key)
         if value is None:
             value = query.count()
@@ -67,7 +68,7 @@ class StableOrderingFilter(OrderingFilter):
     """
 
     def allowed_fields(self, request, queryset, view):
-        if deidentify.for_request(request) is not None:
+        if access.must_deidentify(request.user):
             model = queryset.model
             allowed = []
             for name in getattr(view, "investigator_ordering_fields", ()):
@@ -95,7 +96,7 @@ class StableOrderingFilter(OrderingFilter):
                 offered = ", ".join(allowed) or "none"
                 message = f"Cannot order by {', '.join(refused)}. Fields you may order by: {offered}."
                 raise ValidationError({self.ordering_param: [message]})
-        if deidentify.for_request(request) is not None and getattr(view, "opaque_kind", None):
+        if access.must_deidentify(request.user) and getattr(view, "opaque_kind", None):
             salt = Value(deidentify.ordering_salt(request))
             return [*terms, MD5(Concat(salt, Cast("pk", output_field=models.CharField()))).asc()]
         ordering = list(terms or self.get_default_ordering(view) or queryset.query.order_by or ["pk"])

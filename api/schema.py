@@ -26,7 +26,12 @@ class RegistryAutoSchema(AutoSchema):
         return self.method in WRITES_NEEDING_A_VERSION and isinstance(self.view, ConditionalWritesMixin)
 
     def get_override_parameters(self):
+        from .releases import RELEASE_PARAMETER, ReadsReleases
+
         parameters = super().get_override_parameters()
+        if self.method == "GET" and isinstance(self.view, ReadsReleases):
+            if not any(getattr(p, "name", None) == RELEASE_PARAMETER.name for p in parameters):
+                parameters = [*parameters, RELEASE_PARAMETER]
         return [*parameters, IF_MATCH] if self._is_conditional_write() else parameters
 
     def _get_request_body(self, direction="request"):
@@ -68,6 +73,7 @@ RECORDS = {
     "data_queries": ("a data query", "data queries"),
     "vocabularies_complication_types": ("a complication type", "complication types"),
     "pump_models": ("a pump model", "pump models"),
+    "releases": ("a data release", "data releases"),
 }
 # The router's actions (the operation id's suffix) -> the summary, of the record (one) or the collection (many).
 RECORD_ACTIONS = {
@@ -93,6 +99,9 @@ SUMMARIES = {
     "stats_observed_expected_retrieve": "Observed against expected",
     "stats_concordance_retrieve": "Concordance with the expert consensus",
     "stats_readmissions_retrieve": "Readmission and reoperation rates",
+    "releases_create": "Freeze a data release",
+    "analysis_dataset_retrieve": "Download the analysis dataset",
+    "analysis_dataset_dictionary_retrieve": "Get the analysis dataset's data dictionary",
 }
 
 

@@ -9,7 +9,6 @@ import hashlib
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -18,9 +17,9 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from registry.models import ComplicationType, Implantation
-from reports import benchmarks, casemix, comparisons, concordance, disclosure, outcomes
+from reports import benchmarks, casemix, comparisons, concordance, disclosure, outcomes, releases
 from reports import selectors as report_selectors
-from reports.cohort import data_version, live_cohort
+from reports.cohort import cohort_version, current_cohort
 from sites import access
 from sites.models import Centre, Surgeon
 
@@ -29,6 +28,7 @@ from .errors import ErrorSerializer
 from .filters import StatsFilter, parse_period
 from .parameters import StrictQueryParameters
 from .permissions import CanReadRegistry
+from .releases import ReadsReleases
 from .renderers import CSVRenderer, StatisticsCSVRenderer
 
 
@@ -244,7 +244,7 @@ FILTER_PARAMETERS = (
 )
 
 
-class StatsView(StrictQueryParameters, APIView):
+class StatsView(ReadsReleases, StrictQueryParameters, APIView):
     """Investigators see and give centres and surgeons as their opaque codes (api.deidentify), never the real ones.
 
     ``?format=csv`` is the same answer as a table, one row per group (and day, for a survival curve):
@@ -284,7 +284,7 @@ class StatsView(StrictQueryParameters, APIView):
         filterset = StatsFilter(request.query_params, queryset=implantations, request=request)
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
-        rows = live_cohort()
+        rows = current_cohort()
         filtered = any(value not in (None, "", []) for value in filterset.form.cleaned_data.values())
         if not filtered and access.readable_centre_ids(request.user) is access.ALL_CENTRES:
             return query, list(rows.values())
@@ -315,9 +315,9 @@ class StatsView(StrictQueryParameters, APIView):
         scope = access.readable_centre_ids(request.user)
         scope = "all" if scope is access.ALL_CENTRES else ",".join(map(str, sorted(scope)))
         query = sorted((k, tuple(request.query_params.getlist(k))) for k in request.query_params)
-        # Investigators' codes are theirs alone: so is the cached answer.
-        viewer = request.user.pk if deidentify.for_request(request) is not None else "-"
-        raw = f"{data_version()}|{type(self).__name__}|{scope}|{access.is_coordinator(request.user)}|{viewer}|{query}"
+        # Investigators' codes are the release's (in cohort_version), the same for every investigator reading it.
+        viewer = "investigator" if access.must_deidentify(request.user) else "-"
+        raw = f"{cohort_version()}|{type(self).__name__}|{scope}|{access.is_coordinator(request.user)}|{viewer}|{query}"
         return "stats:" + hashlib.sha256(raw.encode()).hexdigest()
 
     def get(self, request):
@@ -572,7 +572,9 @@ class ReadmissionStatsView(StatsView):
             (label, Implantation.objects.filter(id__in=[row.id for row in members]))
             for label, members in query.grouping().split(rows).items()
         ]
-        figures = report_selectors.readmission_groups(groups, query.validated_data["measure"], data_cut=timezone.now())
+        figures = report_selectors.readmission_groups(
+            groups, query.validated_data["measure"], data_cut=releases.current_cut_or_now()
+        )
         return self.respond(
             request,
             figures,

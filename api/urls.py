@@ -1,7 +1,8 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import stats, views
+from . import analysis, stats, views
+from .releases import ReleaseViewSet
 from .schema_views import DocsView, SchemaView
 
 router = DefaultRouter()
@@ -21,6 +22,7 @@ router.register("reports", views.CentreReportViewSet, basename="report")
 router.register("data-queries", views.DataQueryViewSet, basename="data-query")
 router.register("vocabularies/complication-types", views.ComplicationTypeViewSet, basename="complication-type")
 router.register("pump-models", views.PumpModelViewSet, basename="pump-model")
+router.register("releases", ReleaseViewSet, basename="release")
 
 app_name = "api"
 urlpatterns = [
@@ -38,6 +40,12 @@ urlpatterns = [
     path("stats/observed-expected/", stats.ObservedExpectedStatsView.as_view(), name="stats-observed-expected"),
     path("stats/concordance/", stats.ConcordanceStatsView.as_view(), name="stats-concordance"),
     path("stats/readmissions/", stats.ReadmissionStatsView.as_view(), name="stats-readmissions"),
+    path("analysis-dataset/", analysis.AnalysisDatasetView.as_view(), name="analysis-dataset"),
+    path(
+        "analysis-dataset/dictionary/",
+        analysis.AnalysisDatasetDictionaryView.as_view(),
+        name="analysis-dataset-dictionary",
+    ),
     # The API's description is for its users only: it names every filter an attacker would try.
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", DocsView.as_view(url_name="api:schema"), name="docs"),

@@ -32,6 +32,7 @@ from registry.models import (
 )
 from registry.services import delete_record
 from reports.models import CentreReport
+from reports.releases import reading_stream
 from sites import access, reads
 from sites.models import Centre, Surgeon
 
@@ -43,6 +44,7 @@ from .models import ExportLog
 from .parameters import StrictQueryParameters
 from .permissions import CanReadRegistry
 from .preconditions import ConditionalWritesMixin
+from .releases import ReadsReleases
 from .renderers import EchoBuffer, csv_cell
 
 
@@ -109,7 +111,9 @@ class ExportingListMixin:
                 count += 1
             ExportLog.objects.filter(pk=log.pk).update(row_count=count, completed=True)
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        # Streamed after the view has returned: an investigator's rows still come from their release.
+        stream = reading_stream(getattr(request, "hai_release", None), rows())
+        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{self.basename}.csv"'
         return response
 
@@ -122,7 +126,9 @@ INVESTIGATOR_SHAPE = (
 )
 
 
-class RegistryViewSet(ConditionalWritesMixin, StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
+class RegistryViewSet(
+    ReadsReleases, ConditionalWritesMixin, StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet
+):
     """Reads come from ``readable_by``, writes from ``editable_by``: the one scoping rule.
 
     Investigators (``access.must_deidentify``) get ``investigator_serializer_class`` (api.serializers,
@@ -139,11 +145,17 @@ class RegistryViewSet(ConditionalWritesMixin, StrictQueryParameters, ExportingLi
     days_origin = None
 
     @property
+    def deidentified(self):
+        """Does this request get the de-identified shapes (also while the schema is generated)?"""
+        request = getattr(self, "request", None)
+        return request is not None and access.must_deidentify(request.user)
+
+    @property
     def deidentifier(self):
         return deidentifier_for(getattr(self, "request", None))
 
     def get_serializer_class(self):
-        if self.deidentifier is not None:
+        if self.deidentified:
             if self.investigator_serializer_class is None:  # fail closed
                 raise exceptions.PermissionDenied("Not available de-identified.")
             return self.investigator_serializer_class
@@ -157,7 +169,7 @@ class RegistryViewSet(ConditionalWritesMixin, StrictQueryParameters, ExportingLi
         user = self.request.user
         if self.request.method in permissions.SAFE_METHODS:
             queryset = queryset.readable_by(user)
-            if self.deidentifier is not None:
+            if self.deidentified:
                 queryset = self.annotate_days_origin(queryset)
             return queryset
         return queryset.editable_by(user)
@@ -445,7 +457,9 @@ class SystemicTherapyLineViewSet(RegistryViewSet):
     investigator_ordering_fields = ["line_number"]
 
 
-class ComplicationTypeViewSet(ConditionalWritesMixin, StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet):
+class ComplicationTypeViewSet(
+    ReadsReleases, ConditionalWritesMixin, StrictQueryParameters, ExportingListMixin, viewsets.ModelViewSet
+):
     """The complication vocabulary: everyone with a role reads it, the coordinator extends it."""
 
     queryset = ComplicationType.objects.all()
@@ -457,7 +471,7 @@ class ComplicationTypeViewSet(ConditionalWritesMixin, StrictQueryParameters, Exp
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
 
-class PumpModelViewSet(StrictQueryParameters, ExportingListMixin, viewsets.ReadOnlyModelViewSet):
+class PumpModelViewSet(ReadsReleases, StrictQueryParameters, ExportingListMixin, viewsets.ReadOnlyModelViewSet):
     """The pump catalogue: each model's reservoir volume and nominal flow rate. Every role reads it, investigators
     too (it is not patient data); the coordinator keeps it in the admin. A model is named by its `name`, the
     value of an implantation's `pump_model`; inactive models stay on old records but are not chosen for new ones."""
@@ -651,7 +665,7 @@ class RevokeAllTokensView(StrictQueryParameters, LogoutAllView):
     authentication_classes = (RoleTokenAuthentication,)
 
 
-class CentreReportViewSet(StrictQueryParameters, viewsets.ReadOnlyModelViewSet):
+class CentreReportViewSet(ReadsReleases, StrictQueryParameters, viewsets.ReadOnlyModelViewSet):
     """Monthly benchmark reports: a centre's users see their centres' reports, the coordinator all, investigators none."""
 
     permission_classes = [CanReadRegistry]

@@ -1016,6 +1016,18 @@ def _delete_rows_pointing_at(targets):
     return found
 
 
+def first_release_name(reference_date, seed):
+    """The data release ``seed_demo`` freezes last (a name not in use yet)."""
+    from reports.models import Release
+
+    base = f"demo-{reference_date:%Y-%m}" + (f"-seed-{seed}" if seed != 1 else "")
+    name, number = base, 1
+    while Release.objects.filter(name=name).exists():
+        number += 1
+        name = f"{base}-{number}"
+    return name
+
+
 def flush_registry():
     """Delete every clinical row and its history, then all centres and surgeons (and the demo's pump models).
 
@@ -1024,12 +1036,15 @@ def flush_registry():
     that point at them, or at a centre or surgeon (e.g. benchmark reports of a
     centre), are deleted through the ORM first: they describe data that is gone.
     """
+    from reports.releases import discard_all_releases
     from sites.models import Centre, Surgeon
 
     from .models import PumpModel
 
     targets = clinical_models()
     with transaction.atomic():
+        # The demo's data releases hold the demo's rows: they go with them.
+        discard_all_releases()
         referenced = _delete_rows_pointing_at(targets)
         tables = [m._meta.db_table for m in targets] + [m.history.model._meta.db_table for m in targets]
         quote = connection.ops.quote_name

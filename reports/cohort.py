@@ -331,6 +331,22 @@ def live_cohort():
         return _live["rows"]
 
 
+def current_cohort():
+    """The cohort this connection reads: the data release's (an investigator's request) or the live one."""
+    from .releases import current_release, release_cohort
+
+    release = current_release()
+    return release_cohort(release) if release is not None else live_cohort()
+
+
+def cohort_version():
+    """What a cached answer read: the release (never changes) or the live data version."""
+    from .releases import current_release
+
+    release = current_release()
+    return f"release:{release.storage}" if release is not None else data_version()
+
+
 def connect_signals():
     from django.db.models.signals import post_delete, post_save
 

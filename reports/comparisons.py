@@ -182,18 +182,20 @@ _live_lock = threading.Lock()
 
 
 def live_case_mix():
-    """The case-mix model fitted on the whole live registry as it stands (cut: today), per data version."""
+    """The case-mix model fitted on the whole registry this connection reads (live: cut today; a data release:
+    its cut), per data version."""
     from registry import rules
     from registry.models import ComplicationType
 
-    from .cohort import data_version, live_cohort
+    from .cohort import cohort_version, current_cohort
+    from .releases import cut_date_or_today
 
-    version = data_version()
+    version = cohort_version()
     with _live_lock:
         if _live["version"] != version:
             types = list(ComplicationType.objects.values("code", "name", "category", "catheter_related"))
-            rows = list(live_cohort().values())
-            _live["models"] = casemix.fit_case_mix(rows, types, rules.today()) if rows else {}
+            rows = list(current_cohort().values())
+            _live["models"] = casemix.fit_case_mix(rows, types, cut_date_or_today(rules.today())) if rows else {}
             _live["version"] = version
         return _live["models"]
 

@@ -219,3 +219,44 @@ class OutlierReview(models.Model):
 
         if self.surgeon_id and self.centre_id and self.surgeon.centre_id != self.centre_id:
             raise ValidationError({"surgeon": f"Surgeon {self.surgeon.code} belongs to another centre."})
+
+
+class Release(models.Model):
+    """A frozen data release (issue 15): what investigators read, never the live rows.
+
+    Anchored on the ACS NSQIP participant use file (released per year, one locked file) and a trial
+    group's locked data cut. The rows themselves live in a storage of their own (``reports.releases``:
+    one PostgreSQL schema per release), copied once at the freeze and never written again; this row
+    says what they are. It is immutable too: ``save`` refuses to change a release once frozen.
+    """
+
+    class Source(models.TextChoices):
+        LIVE = "live", "The registry as it stood at the freeze"
+        HISTORY = "history", "The history tables, as of a past moment"
+
+    name = models.SlugField(max_length=40, unique=True, help_text="How investigators name it: ?release=<name>.")
+    cut = models.DateTimeField(help_text="The moment the release shows the registry as of.")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    method_version = models.CharField(max_length=20, help_text="The statistics' method version at the freeze.")
+    checksum = models.CharField(max_length=64, help_text="SHA-256 over the release's rows, table by table.")
+    row_counts = models.JSONField(default=dict, help_text='Rows per table, e.g. {"implantations": 1200}.')
+    # The key its opaque codes are drawn from (api.deidentify): drawn at the freeze, never shown.
+    codes_key = models.CharField(max_length=64, editable=False)
+    storage = models.CharField(max_length=63, unique=True, editable=False, help_text="Where its rows are kept.")
+    frozen_at = models.DateTimeField()
+    frozen_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-cut", "-frozen_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(cut__lte=models.F("frozen_at")), name="release_cut_not_after_freeze"),
+            models.CheckConstraint(condition=Q(checksum__regex=r"^[0-9a-f]{64}$"), name="release_checksum_is_sha256"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError(f"Release {self.name} is frozen: a release is never changed.")
+        super().save(*args, **kwargs)

@@ -152,6 +152,10 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error)) from error
         _after_bulk_load()
+        # The demo investigator reads data releases only (issue 15): the demo ends by freezing its first.
+        from reports.releases import freeze_release
+
+        release = freeze_release(demo.first_release_name(options["reference_date"], options["seed"]))
         elapsed = time.monotonic() - started
         users = counts.pop("users")
 
@@ -164,6 +168,7 @@ class Command(BaseCommand):
         width = max(len(label) for label in counts)
         for label, n in counts.items():
             self.stdout.write(f"  {label:<{width}}  {n:>9}")
+        self.stdout.write(f"Data release {release.name} frozen (checksum {release.checksum[:12]}…).")
         self.stdout.write("")
         self.stdout.write(f"Demo users (password for all: {demo.DEMO_PASSWORD}):")
         rows = [("username", "password", "role", "centre")] + [(u, demo.DEMO_PASSWORD, r, c) for u, r, c in users]
