@@ -99,3 +99,69 @@ def print_stand_in(monkeypatch):
 
     monkeypatch.setattr(rendering, "render_pdf", print_html)
     return print_html
+
+
+class _RegistryChanges:
+    """Counts writes to the tables a data release copies, so a fresh release is frozen only when needed."""
+
+    def __init__(self):
+        from reports import releases
+
+        self.models = {model for model, _ in releases.released_models()}
+        self.tables = [model._meta.db_table for model in self.models]
+        self.signalled = 0
+
+    def receive(self, sender, **kwargs):
+        if sender in self.models:
+            self.signalled += 1
+
+    def fingerprint(self):
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            return self.signalled, None
+        # Writes so far in this transaction, queryset.update() and bulk_create() included (no signals); on
+        # the driver's own cursor, so tests counting a request's queries do not count this one.
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_xact_user_tables "
+                "WHERE schemaname = 'public' AND relname = ANY(%s)",
+                [self.tables],
+            )
+            return self.signalled, cursor.fetchone()[0]
+
+
+@pytest.fixture(autouse=True)
+def investigators_read_a_fresh_release(request, monkeypatch):
+    """Investigators read data releases, never live rows (issue 15). Most investigator tests write rows and
+    then read them as an investigator: for them the latest release is frozen again whenever the registry
+    changed since the last one, so they read what they wrote. Tests of releases themselves
+    (``@pytest.mark.releases_by_hand``) freeze their own."""
+    if request.node.get_closest_marker("releases_by_hand"):
+        yield
+        return
+    from django.db.models import signals
+
+    from api import releases as api_releases
+    from reports import releases
+
+    changes = _RegistryChanges()
+    state = {"fingerprint": None, "release": None, "count": 0}
+
+    def latest_release():
+        fingerprint = changes.fingerprint()
+        if state["release"] is None or fingerprint != state["fingerprint"]:
+            state["count"] += 1
+            state["release"] = releases.freeze_release(f"test-release-{state['count']}")
+            state["fingerprint"] = changes.fingerprint()
+        return releases.latest_release()
+
+    for signal in (signals.post_save, signals.post_delete):
+        signal.connect(changes.receive, weak=False, dispatch_uid="tests.releases")
+    monkeypatch.setattr(api_releases, "latest_release", latest_release)
+    try:
+        yield
+    finally:
+        for signal in (signals.post_save, signals.post_delete):
+            signal.disconnect(dispatch_uid="tests.releases")

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from api import releases as api_releases
 from api.deidentify import PREFIXES, Codec
 from registry.models import (
     Complication,
@@ -36,6 +37,7 @@ from sites.models import Centre, Membership, ReportRecipient, Role, Surgeon
 
 from . import factories
 from .factories import days_after
+from .release_codes import another_releases_codec, release_codec
 
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MONTH = re.compile(r"\d{4}-\d{2}")
@@ -144,7 +146,7 @@ def secrets():
 
 
 def investigator_urls(investigator):
-    codec = {kind: Codec(investigator.pk, kind) for kind, _ in RECORDS.values()}
+    codec = {kind: release_codec(kind) for kind, _ in RECORDS.values()}
     urls = [("/api/v1/vocabularies/", {}), ("/api/v1/vocabularies/complication-types/", {})]
     urls.append(("/api/v1/vocabularies/complication-types/biliary_sclerosis/", {}))
     urls.append(("/api/v1/reports/", {}))
@@ -206,7 +208,7 @@ def test_no_reference_or_row_is_an_integer_id(world, investigator, endpoint):
     pks = every_pk()
     rows = client_for(investigator).get(f"/api/v1/{endpoint}/").json()["results"]
     assert len(rows) == model.objects.count()
-    decoded = {Codec(investigator.pk, kind).decode(row["code"]) for row in rows}
+    decoded = {release_codec(kind).decode(row["code"]) for row in rows}
     assert decoded == set(model.objects.values_list("pk", flat=True))
     for row in rows:
         assert not any(
@@ -215,7 +217,7 @@ def test_no_reference_or_row_is_an_integer_id(world, investigator, endpoint):
         )
         for key, ref_kind in REFERENCES.items():
             if key in row:
-                assert Codec(investigator.pk, ref_kind).decode(row[key]) is not None
+                assert release_codec(ref_kind).decode(row[key]) is not None
 
 
 def test_centres_and_surgeons_show_only_codes_and_their_numbers(world, investigator):
@@ -227,31 +229,35 @@ def test_centres_and_surgeons_show_only_codes_and_their_numbers(world, investiga
     assert surgeon["prior_pump_count"] == 3
 
 
-def test_codes_are_the_same_for_one_investigator_and_differ_for_another(world, investigator, other_investigator):
-    def codes(user):
-        body = client_for(user).get("/api/v1/implantations/").json()["results"]
+def test_codes_are_drawn_per_release_the_same_for_every_investigator_of_one(world, investigator, other_investigator):
+    from reports import releases
+
+    def codes(user, **params):
+        body = client_for(user).get("/api/v1/implantations/", params).json()["results"]
         return {(row["code"], row["patient"], row["surgeon"], row["centre"]) for row in body}
 
     first, again, other = codes(investigator), codes(investigator), codes(other_investigator)
-    assert first == again and len(first) == 4
+    assert first == again == other and len(first) == 4
+    earlier = api_releases.latest_release()
+    later = releases.freeze_release("later")
     flat = lambda rows: {code for row in rows for code in row}  # noqa: E731
-    assert not flat(first) & flat(other)
-    # Statistics too, cached or not: each investigator sees their own centre codes.
-    params = {"group_by": "centre"}
+    assert not flat(codes(investigator, release=later.name)) & flat(first)
+    assert codes(other_investigator, release=earlier.name) == first
+    # Statistics too, cached or not: the release's centre codes, in the codes' order.
+    params = {"group_by": "centre", "release": earlier.name}
     mine = [g["group"] for g in client_for(investigator).get("/api/v1/stats/pump-use/", params).json()["groups"]]
     theirs = [
         g["group"] for g in client_for(other_investigator).get("/api/v1/stats/pump-use/", params).json()["groups"]
     ]
-    codec = Codec(investigator.pk, "centre")
-    assert set(mine) == {codec.encode(c.pk) for c in Centre.objects.all()}
-    assert not set(mine) & set(theirs)
+    codec = Codec(earlier.codes_key, "centre")
+    assert mine == theirs and set(mine) == {codec.encode(c.pk) for c in Centre.objects.all()}
     assert mine == sorted(mine)  # in the codes' order, not the real codes'
 
 
 def test_filters_and_detail_urls_take_the_opaque_codes(world, investigator):
     client = client_for(investigator)
     lyon = world["LYON-01"]
-    code = {kind: Codec(investigator.pk, kind) for kind in ("centre", "surgeon", "patient", "implantation")}
+    code = {kind: release_codec(kind) for kind in ("centre", "surgeon", "patient", "implantation")}
     centre, surgeon = code["centre"].encode(lyon["centre"].pk), code["surgeon"].encode(lyon["surgeon"].pk)
     patient, implantation = (
         code["patient"].encode(lyon["patient"].pk),
@@ -288,8 +294,8 @@ def test_a_real_id_or_code_or_an_unknown_code_is_a_400_naming_the_parameter(worl
     client = client_for(investigator)
     lyon = world["LYON-01"]
     real = {"centre": lyon["centre"].code, "surgeon": lyon["surgeon"].code}.get(name, str(lyon[name].pk))
-    someone_elses = Codec(investigator.pk + 1, name).encode(lyon[name].pk)
-    of_no_row = Codec(investigator.pk, name).encode(999_999_999)
+    someone_elses = another_releases_codec(name).encode(lyon[name].pk)
+    of_no_row = release_codec(name).encode(999_999_999)
     for value in (real, someone_elses, of_no_row, "C-AAAAAAAAAAAAA", "nonsense"):
         response = client.get(f"/api/v1/{endpoint}/", {name: value})
         assert response.status_code == 400, (value, response.content)
@@ -304,11 +310,8 @@ def test_a_detail_url_by_real_id_or_code_is_a_404(world, investigator):
     assert client.get(f"/api/v1/centres/{lyon['centre'].code}/").status_code == 404
     assert client.get(f"/api/v1/surgeons/{lyon['surgeon'].code}/").status_code == 404
     # A code of another kind, or another investigator's code of the row.
-    assert (
-        client.get(f"/api/v1/patients/{Codec(investigator.pk, 'centre').encode(lyon['patient'].pk)}/").status_code
-        == 404
-    )
-    other = Codec(investigator.pk + 1, "patient").encode(lyon["patient"].pk)
+    assert client.get(f"/api/v1/patients/{release_codec('centre').encode(lyon['patient'].pk)}/").status_code == 404
+    other = another_releases_codec("patient").encode(lyon["patient"].pk)
     assert client.get(f"/api/v1/patients/{other}/").status_code == 404
 
 
@@ -377,7 +380,7 @@ def test_investigators_default_order_follows_neither_date_nor_id(centre_a, inves
     client = client_for(investigator)
     codes = [row["code"] for row in client.get("/api/v1/implantations/").json()["results"]]
     assert codes == [row["code"] for row in client.get("/api/v1/implantations/").json()["results"]]  # stable
-    pks = [Codec(investigator.pk, "implantation").decode(code) for code in codes]
+    pks = [release_codec("implantation").decode(code) for code in codes]
     assert pks not in (sorted(pks), sorted(pks, reverse=True))
     csv_text = body_of(client.get("/api/v1/implantations/", {"format": "csv"}))
     assert [row["code"] for row in csv.DictReader(io.StringIO(csv_text))] == codes
@@ -386,8 +389,8 @@ def test_investigators_default_order_follows_neither_date_nor_id(centre_a, inves
 def test_days_count_from_the_implantation(world, investigator):
     """Day 0 is the implantation; a patient's own dates count from the first implantation."""
     client = client_for(investigator)
-    implantation = Codec(investigator.pk, "implantation").encode(world["LYON-01"]["implantation"].pk)
-    patient = Codec(investigator.pk, "patient").encode(world["LYON-01"]["patient"].pk)
+    implantation = release_codec("implantation").encode(world["LYON-01"]["implantation"].pk)
+    patient = release_codec("patient").encode(world["LYON-01"]["patient"].pk)
     row = client.get(f"/api/v1/implantations/{implantation}/").json()
     assert row["implantation_year"] == 2024 and "implanted_on" not in row
     assert row["days_to_first_dose"] == 17
@@ -427,7 +430,7 @@ def test_patient_level_days_count_from_the_first_implantation(centre_a, investig
     never = factories.PatientFactory(centre=centre_a)
     factories.SystemicTherapyLineFactory(patient=never, started_on=days_after(0), ended_on=None)
     client = client_for(investigator)
-    codec = Codec(investigator.pk, "patient")
+    codec = release_codec("patient")
     [line] = client.get("/api/v1/systemic-therapy-lines/", {"patient": codec.encode(patient.pk)}).json()["results"]
     assert (line["started_day"], line["ended_day"]) == (-10, 40)
     [line] = client.get("/api/v1/systemic-therapy-lines/", {"patient": codec.encode(never.pk)}).json()["results"]
@@ -456,7 +459,8 @@ def test_investigator_queries_do_not_grow_with_page_size(centre_a, investigator,
         return len(queries)
 
     count(1)
-    assert count(2) == count(12) <= 4
+    # Four reads, and three for the release: which is the latest, and pointing the connection at it and back.
+    assert count(2) == count(12) <= 7
 
 
 def test_data_managers_and_the_coordinator_still_get_dates_and_codes(world, coordinator):
@@ -561,6 +565,6 @@ def test_which_cells_are_hidden_does_not_depend_on_the_investigator(db, coordina
     names = {centre.pk: centre.code for centre in Centre.objects.all()}
     for number in range(6):
         investigator = factories.user_with_role(Role.INVESTIGATOR, username=f"investigator-{number}")
-        codec = Codec(investigator.pk, "centre")
+        codec = release_codec("centre")
         groups = client_for(investigator).get("/api/v1/stats/pump-use/", params).json()["groups"]
         assert {names[codec.decode(g["group"])] for g in groups if g["suppressed"]} == expected

@@ -14,12 +14,12 @@ import copy
 import pytest
 from rest_framework.test import APIClient
 
-from api.deidentify import Codec
 from sites.models import Membership, Role
 
 from . import factories
 from .api_world import built_once
 from .factories import days_after
+from .release_codes import release_codec
 
 CENTRES = {"CENTRE-A": (20, 9), "CENTRE-B": (12, 3), "CENTRE-C": (10, 5)}
 STATISTICS = [
@@ -80,7 +80,7 @@ def groups(user, path, params):
 def label(registry, user, code):
     """The centre's group label as ``user`` reads it (investigators: their opaque code)."""
     centre = registry["centres"][code]
-    return Codec(user.pk, "centre").encode(centre.pk) if user.memberships.filter(role=Role.INVESTIGATOR) else code
+    return release_codec("centre").encode(centre.pk) if user.memberships.filter(role=Role.INVESTIGATOR) else code
 
 
 @pytest.mark.parametrize("path,params,size,count", STATISTICS, ids=STATISTIC_IDS)
