@@ -313,3 +313,39 @@ class OutlierReviewAdmin(CentreScopedAdminMixin, AuditedAdmin):
             self.message_user(request, f"Signed off {done} review{'s' if done != 1 else ''}.", messages.SUCCESS)
         for text in refused:
             self.message_user(request, text, messages.ERROR)
+
+
+from .models import Release  # noqa: E402  (data releases, issue 15)
+
+
+@admin.register(Release)
+class ReleaseAdmin(admin.ModelAdmin):
+    """Data releases, read-only: frozen with ``manage.py freeze_release`` or POST /api/v1/releases/, never edited.
+
+    The coordinator sees what each holds; the codes key and the storage stay out of sight.
+    """
+
+    list_display = ["name", "cut", "source", "method_version", "short_checksum", "frozen_at", "frozen_by"]
+    list_filter = ["source", "method_version"]
+    fields = ["name", "cut", "source", "method_version", "checksum", "row_counts", "frozen_at", "frozen_by"]
+    readonly_fields = fields
+    ordering = ["-cut", "-frozen_at"]
+
+    @admin.display(description="checksum")
+    def short_checksum(self, release):
+        return f"{release.checksum[:12]}…"
+
+    def has_module_permission(self, request):
+        return access.is_coordinator(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return access.is_coordinator(request.user)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
