@@ -23,6 +23,12 @@ class RegistryPermission(DjangoModelPermissions):
             return False
         return super().has_permission(request, view)
 
+    def _queryset(self, view):
+        # Only the model matters here: the view's class-level queryset, not the scoped and annotated one that
+        # get_queryset builds (DRF would build it once more per request just to read its model; issue 16).
+        queryset = getattr(view, "queryset", None)
+        return queryset if queryset is not None else super()._queryset(view)
+
 
 class CanReadRegistry(BasePermission):
     """Any registry role may read aggregate statistics."""

@@ -196,6 +196,13 @@ class RegistryViewSet(
         self.check_object_permissions(self.request, record)
         return reads.note(self.request, record)
 
+    def filter_queryset(self, queryset):
+        # One row by its key: list filters and ordering have nothing to do (issue 16). Strict parameters
+        # still refuse a filter sent to a record's URL (api.parameters).
+        if self.detail:
+            return queryset
+        return super().filter_queryset(queryset)
+
     def paginate_queryset(self, queryset):
         """A list response's page of rows is noted as read (sites.reads; investigators' too, with real ids)."""
         page = super().paginate_queryset(queryset)
