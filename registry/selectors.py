@@ -3,13 +3,13 @@
 import datetime
 
 from django.db.models import (
+    BooleanField,
     Count,
     DateField,
     Exists,
     ExpressionWrapper,
     F,
     IntegerField,
-    Min,
     OuterRef,
     Q,
     Subquery,
@@ -51,16 +51,17 @@ def annotate_derived(queryset):
     """Adds ``derived_treated``, ``derived_first_dose_on`` and ``derived_surgeon_sequence``.
 
     Each is a correlated subquery on an index, so the cost per row is constant
-    and filtering the outer queryset does not change the numbers.
+    and filtering the outer queryset does not change the numbers. "Treated" is "has a first dose":
+    one ordered lookup on ``treatment_first_dose_idx`` (implantation, given_on) answers both, where an
+    ``EXISTS`` beside a ``MIN`` made PostgreSQL hash every dose row (issue 16).
     """
-    first_dose = _doses().order_by().values("implantation").annotate(first=Min("given_on")).values("first")
+    first_dose = _doses().order_by("given_on").values("given_on")[:1]
     return queryset.annotate(
-        derived_treated=Exists(_doses()),
         derived_first_dose_on=Subquery(first_dose, output_field=DateField()),
         derived_surgeon_sequence=F("surgeon__prior_pump_count")
         + Coalesce(Subquery(_earlier_implantations_of_surgeon(), output_field=IntegerField()), Value(0))
         + 1,
-    )
+    ).annotate(derived_treated=ExpressionWrapper(Q(derived_first_dose_on__isnull=False), output_field=BooleanField()))
 
 
 def implantation_derived(implantation):
