@@ -1,4 +1,4 @@
-import hashlib
+from functools import partial
 
 from django.core.cache import cache
 from django.core.paginator import Paginator
@@ -10,39 +10,45 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
 
-from reports.cohort import cohort_version
 from sites import access
 
 from . import deidentify
+from .cache_keys import request_key
 
 
 class VersionedCountPaginator(Paginator):
     """Counting 100,000 rows costs more than the page itself; a count is kept until the registry changes.
 
-    The key is the count query's SQL with its parameters (so the user's scope
-    and filters are in it) and the registry's data version.
+    The key (``api.cache_keys.request_key``) is the data version, the view, the reader's scope and the
+    query's filters (not the page), so the count is computed once per question and data version.
     """
+
+    def __init__(self, object_list, per_page, *, count_key=None, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.count_key = count_key
 
     @cached_property
     def count(self):
-        query = self.object_list.order_by()
-        try:
-            sql, params = query.query.sql_with_params()
-        except Exception:  # an empty result set ("IN ()") has no SQL
+        if self.count_key is None:
             return super().count
-        key = "count:" + hashlib.sha256(f"{cohort_version()}|{sql}|{params!r}".encode()).hexdigest()
-        value = cache.get(key)
+        value = cache.get(self.count_key)
         if value is None:
-            value = query.count()
-            cache.set(key, value, timeout=3600)
+            value = self.object_list.order_by().count()
+            cache.set(self.count_key, value, timeout=3600)
         return value
 
 
 class RegistryPagination(PageNumberPagination):
-    django_paginator_class = VersionedCountPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
+    # What does not change which rows are counted.
+    NOT_COUNTED = ("page", "page_size", "format", "ordering", "expand")
+
+    def paginate_queryset(self, queryset, request, view=None):
+        key = request_key("count", view, request, ignored=self.NOT_COUNTED) if view is not None else None
+        self.django_paginator_class = partial(VersionedCountPaginator, count_key=key)
+        return super().paginate_queryset(queryset, request, view)
 
     def get_page_size(self, request):
         """A page size the client asked for but that is not 1..max is an error, not silently replaced."""

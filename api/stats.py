@@ -4,8 +4,6 @@ Rows come from the same scoped queryset and the same filters as
 ``/implantations/``; anyone but the coordinator gets small cells suppressed.
 """
 
-import hashlib
-
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
@@ -19,11 +17,12 @@ from rest_framework.views import APIView
 from registry.models import ComplicationType, Implantation
 from reports import benchmarks, casemix, comparisons, concordance, disclosure, outcomes, releases
 from reports import selectors as report_selectors
-from reports.cohort import cohort_version, current_cohort
+from reports.cohort import current_cohort
 from sites import access
 from sites.models import Centre, Surgeon
 
 from . import deidentify
+from .cache_keys import request_key
 from .errors import ErrorSerializer
 from .filters import StatsFilter, parse_period
 from .parameters import StrictQueryParameters
@@ -311,14 +310,8 @@ class StatsView(ReadsReleases, StrictQueryParameters, APIView):
         return sorted(shown, key=lambda g: g["group"])
 
     def cache_key(self, request):
-        """Statistics depend only on the data, the user's scope and role, and the query."""
-        scope = access.readable_centre_ids(request.user)
-        scope = "all" if scope is access.ALL_CENTRES else ",".join(map(str, sorted(scope)))
-        query = sorted((k, tuple(request.query_params.getlist(k))) for k in request.query_params)
-        # Investigators' codes are the release's (in cohort_version), the same for every investigator reading it.
-        viewer = "investigator" if access.must_deidentify(request.user) else "-"
-        raw = f"{cohort_version()}|{type(self).__name__}|{scope}|{access.is_coordinator(request.user)}|{viewer}|{query}"
-        return "stats:" + hashlib.sha256(raw.encode()).hexdigest()
+        """Statistics depend only on the data, the user's scope and role, and the query (api.cache_keys)."""
+        return request_key("stats", self, request)
 
     def get(self, request):
         key = self.cache_key(request)
