@@ -31,4 +31,5 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home a
 USER app
 
 EXPOSE 8000
-CMD ["gunicorn", "registry.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--no-control-socket"]
+# gunicorn.conf.py: gthread workers, the timeout, worker recycling (what bench/ measured).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "registry.wsgi:application"]
