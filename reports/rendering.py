@@ -1739,6 +1739,26 @@ def render_html(context):
     return render_to_string(TEMPLATE, _view(context))
 
 
+def render_copies(context, stored_url=None):
+    """(stored HTML, emailed HTML) of one report, its charts drawn once for both (issue 16).
+
+    The same two pages as ``reports.services.render_stored_html`` and ``render_email_html``: the emailed
+    copy's view has no "Cases to review" rows (and its raw context ``c`` no ``cases_to_review`` key), so
+    no pseudonym can reach it, and it says where the stored copy is downloaded.
+    """
+    view = _view(dict(context, for_email=False))
+    stored = render_to_string(TEMPLATE, view)
+    without_cases = {key: value for key, value in context.items() if key != "cases_to_review"}
+    emailed = dict(
+        view,
+        c=dict(without_cases, for_email=True, stored_report_url=stored_url),
+        cases_to_review=None,
+        for_email=True,
+        stored_report_url=stored_url,
+    )
+    return stored, render_to_string(TEMPLATE, emailed)
+
+
 def refuse_every_url(url):
     """WeasyPrint's URL fetcher: the report is self-contained (inline CSS and SVG), so it fetches nothing.
 

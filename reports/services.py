@@ -203,9 +203,10 @@ def render_report(report_id):
     and kept in the stored context under ``cases_to_review``. The stored copy,
     downloaded after login through the API, shows them; the emailed copy is
     rendered from the same context with ``for_email=True`` and without the
-    ``cases_to_review`` key, so it carries no pseudonym (``render_email_html``).
+    ``cases_to_review`` key, so it carries no pseudonym (``render_email_html``; ``render_copies`` draws
+    the charts once for both).
     """
-    from .rendering import build_report_context, render_pdf
+    from .rendering import build_report_context, render_copies, render_pdf
 
     report = CentreReport.objects.select_related("run", "centre").get(pk=report_id)
     if report.status == CentreReport.Status.RENDERED:
@@ -239,9 +240,8 @@ def render_report(report_id):
         # An alarm opens the outlier process (query, answer, sign-off), as the UK national audits do.
         open_reviews_for_alarms(run, report.centre, alarms)
     numbers["cases_to_review"] = _cases_to_review(report, numbers.pop(ALARM_IMPLANTATIONS_KEY, None) or ())
-    html = render_stored_html(numbers)
+    html, email_html = render_copies(numbers, stored_url=stored_report_url(report))
     pdf = render_pdf(html)
-    email_html = render_email_html(numbers, stored_url=stored_report_url(report))
     # Without the section in the template the two copies are the same page: print it once.
     email_pdf = pdf if email_html == html else render_pdf(email_html)
     name = f"{run.period:%Y-%m}-{report.centre.code}-run{run.pk}"

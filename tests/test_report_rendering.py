@@ -16,9 +16,9 @@ import pytest
 from scipy.stats import binomtest
 
 from registry.models import ComplicationType, Patient
-from reports import benchmarks
+from reports import benchmarks, charts, services
 from reports.cohort import cohort
-from reports.rendering import build_report_context, render_centre_report, render_html, render_pdf
+from reports.rendering import build_report_context, render_centre_report, render_copies, render_html, render_pdf
 
 from . import factories
 from .factories import days_after
@@ -243,6 +243,21 @@ def test_report_pdf_shows_the_centres_figures_and_never_other_centres(registry, 
         assert secret not in html, secret
         assert secret not in text, secret
         assert secret not in stored, secret
+
+
+def test_both_copies_are_drawn_with_one_set_of_charts(registry, monkeypatch):
+    """Issue 16: the stored and the emailed copy are the pages render_stored_html and render_email_html give,
+    the charts drawn once for the two."""
+    context = build_report_context(cohort(as_of=None), **report_kwargs())
+    context["cases_to_review"] = [{"title": "Overdue", "columns": ["Patient"], "rows": [["PT-SECRET-1"]]}]
+    url = "https://hai.example.org/api/v1/reports/7/pdf/"
+    expected = (services.render_stored_html(context), services.render_email_html(context, stored_url=url))
+    drawn = []
+    real = charts._svg
+    monkeypatch.setattr(charts, "_svg", lambda fig, prefix: drawn.append(prefix) or real(fig, prefix))
+    assert render_copies(context, stored_url=url) == expected
+    assert drawn and len(drawn) == len(set(drawn)) == expected[0].count("<svg")
+    assert "PT-SECRET-1" in expected[0] and "PT-SECRET-1" not in expected[1]
 
 
 def test_rendering_is_deterministic(registry):
