@@ -85,7 +85,9 @@ class ExportingListMixin:
             return self.stream_csv(request)
         response = super().list(request, *args, **kwargs)
         results = response.data.get("results", response.data) if isinstance(response.data, dict) else response.data
-        log_export(request, "json", len(results))
+        rows = len(results)
+        # Written once the response is sent, as the read log is (issue 16): the client does not wait for it.
+        reads.when_closed(response, lambda: log_export(request, "json", rows))
         return response
 
     def stream_csv(self, request):

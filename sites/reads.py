@@ -276,9 +276,24 @@ class ReadLogMiddleware:
             if reads:
                 write(request, reads, read_at)
 
-        closers = getattr(response, "_resource_closers", None)
-        if closers is None:  # not a Django response: no close() to wait for
-            write_if_noted()
-        else:
-            closers.append(write_if_noted)
+        when_closed(response, write_if_noted)
         return response
+
+
+def when_closed(response, callback):
+    """Run ``callback`` once the server has sent ``response`` and closes it (PEP 3333), not before: the
+    client does not wait for it. Django's own responses keep their closers in ``_resource_closers``;
+    anything else has no close() to wait for, so the callback runs at once."""
+    closers = getattr(response, "_resource_closers", None)
+    if closers is None:
+        callback()
+        return
+
+    def run():
+        try:
+            callback()
+        except Exception:
+            # Django's close() swallows a closer's error: an audit row that failed must at least be logged.
+            logger.exception("A write after the response failed: %s", getattr(callback, "__qualname__", callback))
+
+    closers.append(run)
