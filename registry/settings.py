@@ -126,6 +126,13 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No JIT: the registry's queries are short pages and one-row lookups, and a page whose planner cost
+    # crosses jit_above_cost spent ~45 ms compiling for a 5 ms query at 100,000 implantations (issue 16,
+    # bench/README.md). DATABASE_JIT=on gives PostgreSQL's default back.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=" + (
+        "on" if env_bool("DATABASE_JIT", False) else "off"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
