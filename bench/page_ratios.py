@@ -58,7 +58,8 @@ LEFT JOIN LATERAL (
     ORDER BY t.given_on LIMIT 1
 ) d ON true
 """
-ORDER = " ORDER BY i.implanted_on DESC, i.id DESC LIMIT 50"
+# The API's default order for a coordinator: by id (api.pagination.StableOrderingFilter).
+ORDER = " ORDER BY i.id LIMIT 50"
 
 PAGES = [
     ("implantations, page of 50", "/api/v1/implantations/", {}, SELECT + ORDER),
