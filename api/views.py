@@ -314,8 +314,9 @@ class ImplantationViewSet(RegistryViewSet):
         "With `?expand=patient`, each row carries its patient as an object." + INVESTIGATOR_SHAPE
     )
 
-    # The patient (and its centre) come in the row's own query: expanding costs no query.
-    queryset = Implantation.objects.select_related("patient__centre", "surgeon")
+    # The patient (and its centre) come in the row's own query: expanding costs no query. So does the
+    # pump model's name (a query per row before issue 16's profile found it).
+    queryset = Implantation.objects.select_related("patient__centre", "surgeon", "pump_model")
     serializer_class = serializers.ImplantationSerializer
     investigator_serializer_class = serializers.InvestigatorImplantationSerializer
     opaque_kind = "implantation"

@@ -234,7 +234,8 @@ def ids_of(body):
 
 
 def bare_sql(database, sql, params, repeats):
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as connection:
+    # As the app connects (registry.settings): without JIT.
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}", options="-c jit=off") as connection:
         times, rows = [], None
         for _ in range(repeats):
             started = time.perf_counter()

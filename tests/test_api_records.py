@@ -257,7 +257,9 @@ def test_queries_per_request_do_not_grow_with_page_size(centre_a, coordinator, e
     surgeon = factories.SurgeonFactory(centre=centre_a)
     for _ in range(30):
         implantation = factories.ImplantationFactory(
-            patient__centre=centre_a, surgeon=factories.SurgeonFactory(centre=centre_a)
+            patient__centre=centre_a,
+            surgeon=factories.SurgeonFactory(centre=centre_a),
+            pump_model=factories.PumpModelFactory(),  # every related field the list shows is filled in
         )
         factories.TreatmentFactory(implantation=implantation)
         factories.ComplicationFactory(implantation=implantation)
