@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef
 
+from registry import selectors
 from registry.models import (
     Complication,
     ComplicationType,
@@ -264,7 +265,7 @@ class ImplantationFilter(RegistryFilterSet):
         bound="to",
         help_text="Up to the end of this month (YYYY-MM) or year (YYYY); investigators: whole years only.",
     )
-    treated = filters.BooleanFilter(field_name="derived_treated", help_text="At least one HAI dose given.")
+    treated = filters.BooleanFilter(method="filter_treated", help_text="At least one HAI dose given.")
     complication_type = filters.CharFilter(
         method="filter_complication_type", help_text="Has a complication of this type (code)."
     )
@@ -285,6 +286,9 @@ class ImplantationFilter(RegistryFilterSet):
         fields = ["approach", "device"]
 
     patient = patient_filter()
+
+    def filter_treated(self, queryset, name, value):
+        return queryset.filter(selectors.treated(value))
 
     def filter_complication_type(self, queryset, name, value):
         return queryset.filter(Exists(Complication.objects.filter(implantation=OuterRef("pk"), type__code=value)))

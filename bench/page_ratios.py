@@ -68,7 +68,12 @@ PAGES = [
         "implantations, filtered (adjuvant, never treated)",
         "/api/v1/implantations/",
         {"indication": "adjuvant", "treated": "false"},
-        SELECT + " WHERE i.indication = 'adjuvant' AND d.given_on IS NULL" + ORDER,
+        # "Never treated" as NOT EXISTS, the form PostgreSQL plans well (an IS NULL on the lateral first dose
+        # was estimated at one row and sorted every adjuvant implantation: 158 ms against 5.5 ms).
+        SELECT
+        + " WHERE i.indication = 'adjuvant' AND NOT EXISTS (SELECT 1 FROM registry_treatment x"
+        + " WHERE x.implantation_id = i.id AND x.dose_change IS DISTINCT FROM 'held')"
+        + ORDER,
     ),
 ]
 

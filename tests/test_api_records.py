@@ -203,6 +203,8 @@ def filter_world(centre_a, centre_b):
         "b_row": factories.ImplantationFactory(patient__centre=centre_b, implanted_on=days_after(50)),
     }
     factories.TreatmentFactory(implantation=rows["a_expert_late"])
+    # A held cycle is no dose: b_row stays never treated.
+    factories.TreatmentFactory(implantation=rows["b_row"], dose_change="held", dose_change_reason="bilirubin")
     factories.ComplicationFactory(implantation=rows["b_row"])
     return rows
 
