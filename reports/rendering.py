@@ -61,6 +61,7 @@ Helpers not in ``reports.benchmarks`` (small, built on its functions):
 CUSUM assembly below.
 """
 
+import base64
 import calendar
 import copy
 import datetime
@@ -1760,12 +1761,21 @@ def render_copies(context, stored_url=None):
 
 
 def refuse_every_url(url):
-    """WeasyPrint's URL fetcher: the report is self-contained (inline CSS and SVG), so it fetches nothing.
+    """WeasyPrint's URL fetcher: the report is self-contained (inline CSS, its charts as ``data:`` SVG images),
+    so it fetches nothing.
 
-    Without this a URL in the HTML (file:///etc/..., http://internal-host/...) would be read by the worker.
+    The one URL it opens is a chart's own ``data:image/svg+xml;base64,`` source (``reports.charts``), which
+    is the image itself, not a request. Without this a URL in the HTML (file:///etc/..., http://internal-host/...,
+    or one inside an SVG image) would be read by the worker.
     """
-    from weasyprint.urls import FatalURLFetchingError
+    from weasyprint.urls import FatalURLFetchingError, URLFetcherResponse
 
+    if url.startswith(charts.CHART_IMAGE_URL):
+        try:
+            body = base64.b64decode(url[len(charts.CHART_IMAGE_URL) :], validate=True)
+        except ValueError:
+            raise FatalURLFetchingError("A chart image that is not base64.") from None
+        return URLFetcherResponse(url, body, headers={"Content-Type": "image/svg+xml"})
     raise FatalURLFetchingError(f"The report fetches no resources; refused {url[:80]!r}.")
 
 

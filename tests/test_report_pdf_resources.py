@@ -1,5 +1,7 @@
 """The PDF renderer fetches nothing: the report is self-contained (issue 10, item 4)."""
 
+import base64
+
 import pytest
 
 from reports.rendering import render_pdf
@@ -30,3 +32,22 @@ def test_every_url_is_refused(html, monkeypatch):
     with pytest.raises(ValueError, match="fetches no resources"):
         render_pdf(html)
     assert fetched == []
+
+
+def test_a_chart_image_is_read_from_itself_and_what_it_links_to_is_refused(monkeypatch):
+    import weasyprint.urls
+
+    from reports import rendering
+
+    fetched, asked = [], []
+    monkeypatch.setattr(weasyprint.urls.URLFetcher, "fetch", lambda self, url, *a, **k: fetched.append(url))
+    real = rendering.refuse_every_url
+    monkeypatch.setattr(rendering, "refuse_every_url", lambda url: asked.append(url) or real(url))
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10">'
+        b'<image xlink:href="file:///etc/hostname" width="5" height="5"/><rect width="5" height="5"/></svg>'
+    )
+    # WeasyPrint draws the broken image as nothing (and logs it); the file is never read.
+    assert render_pdf(f'<img src="data:image/svg+xml;base64,{base64.b64encode(svg).decode()}">').startswith(b"%PDF")
+    assert fetched == []
+    assert [url[:26] for url in asked] == ["data:image/svg+xml;base64,", "file:///etc/hostname"]
