@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A full monthly report run at registry size, on this machine.
 
-    .venv/bin/python bench/report_bench.py [--sizes 10000 100000] [--centres 100]
+    .venv/bin/python bench/report_bench.py [--sizes 10000 100000] [--centres 100] [--before REF [--before-sizes 10000]]
 
 For each size: a fresh PostgreSQL database seeded with ``seed_demo``, one
 Celery worker with two worker processes (``-c 2``) on Redis, then
@@ -9,6 +9,10 @@ Celery worker with two worker processes (``-c 2``) on Redis, then
 centre's HTML+PDF and email), the slowest and mean render per centre, the
 queries per centre report, and the worker processes' peak memory. Writes
 ``bench/results/reports.json``.
+
+With ``--before REF``, the same database is also run by the code at REF (a git worktree, as
+``bench/page_ratios.py`` makes it), worker and command alike, first, for the sizes in
+``--before-sizes``: the two runs of a size read the same registry in the same session.
 """
 
 import argparse
@@ -48,7 +52,7 @@ def process_tree(pid):
     return [pid, *[int(c) for c in children]]
 
 
-def one_size(size, centres, seed):
+def seed_database(size, centres, seed):
     name = f"hai_bench_reports_{size}"
     dsn = f"postgres://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
@@ -65,6 +69,7 @@ def one_size(size, centres, seed):
         "EMAIL_FILE_PATH": str(work / "mail"),
         "MEDIA_ROOT": str(work / "media"),
         "LOG_LEVEL": "WARNING",
+        "OPENBLAS_NUM_THREADS": "1",  # as the Dockerfile sets it
     }
     sh([sys.executable, "manage.py", "migrate", "-v", "0"], env)
     started = time.perf_counter()
@@ -84,6 +89,18 @@ def one_size(size, centres, seed):
         timeout=3600,
     )
     seed_seconds = round(time.perf_counter() - started, 1)
+    return name, dsn, work, env, seed_seconds
+
+
+def one_run(size, centres, seed_seconds, dsn, work, env, tree=ROOT, code="after"):
+    work = work / code.split()[0]
+    env = {
+        **env,
+        "EMAIL_FILE_PATH": str(work / "mail"),
+        "MEDIA_ROOT": str(work / "media"),
+        "CELERY_TASK_DEFAULT_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
+    }
+    work.mkdir(parents=True, exist_ok=True)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -104,7 +121,7 @@ def one_size(size, centres, seed):
             "-l",
             "warning",
         ],
-        cwd=ROOT,
+        cwd=tree,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(work / "worker.log", "w"),
@@ -112,7 +129,14 @@ def one_size(size, centres, seed):
     try:
         time.sleep(3)
         clock = time.perf_counter()
-        sh([sys.executable, "manage.py", "run_reports", "--period", "2026-10"], env)
+        subprocess.run(
+            [sys.executable, "manage.py", "run_reports", "--period", "2026-10"],
+            cwd=tree,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         with psycopg.connect(dsn) as connection:
             while True:
                 row = connection.execute(
@@ -136,6 +160,7 @@ def one_size(size, centres, seed):
         worker.wait(timeout=60)
     emails = sum(p.read_text().count("Subject: HAI Registry benchmark report") for p in (work / "mail").glob("*.log"))
     return {
+        "code": code,
         "implantations": size,
         "centres": centres,
         "seed_seconds": seed_seconds,
@@ -156,16 +181,40 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--centres", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--before", help="git ref of the code to compare against, run first on the same database")
+    parser.add_argument("--before-sizes", type=int, nargs="+", default=[10000])
     args = parser.parse_args()
+    before = None
+    if args.before:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from page_ratios import worktree
+
+        before = worktree(args.before)
     results = []
+    load_before = open("/proc/loadavg").read().split()[:3]
     for size in args.sizes:
-        result = one_size(size, args.centres, args.seed)
-        print(json.dumps(result), flush=True)
-        results.append(result)
+        name, dsn, work, env, seed_seconds = seed_database(size, args.centres, args.seed)
+        runs = []
+        if before and size in args.before_sizes:
+            runs.append((before[0], f"before ({before[1][:7]})"))
+        runs.append((ROOT, "after"))
+        for tree, code in runs:
+            result = one_run(size, args.centres, seed_seconds, dsn, work, env, tree=tree, code=code)
+            print(json.dumps(result), flush=True)
+            results.append(result)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "reports.json").write_text(
-        json.dumps({"machine": f"{os.cpu_count()} cores", "runs": results}, indent=2) + "\n"
+        json.dumps(
+            {
+                "machine": f"{os.cpu_count()} cores",
+                "load_average_before": load_before,
+                "load_average_after": open("/proc/loadavg").read().split()[:3],
+                "runs": results,
+            },
+            indent=2,
+        )
+        + "\n"
     )
 
 
