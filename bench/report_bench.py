@@ -70,6 +70,12 @@ def seed_database(size, centres, seed):
         "MEDIA_ROOT": str(work / "media"),
         "LOG_LEVEL": "WARNING",
         "OPENBLAS_NUM_THREADS": "1",  # as the Dockerfile sets it
+        # Production settings (DEBUG off: no query log growing in the workers), for a bench.
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "REQUIRE_2FA": "0",
     }
     sh([sys.executable, "manage.py", "migrate", "-v", "0"], env)
     started = time.perf_counter()
