@@ -75,6 +75,15 @@ PAGES = [
         + " WHERE x.implantation_id = i.id AND x.dose_change IS DISTINCT FROM 'held')"
         + ORDER,
     ),
+    # The floor: what any authenticated request through the same middleware, token check and DRF view costs,
+    # whatever it reads (here the three-row pump catalogue).
+    (
+        "floor: the pump catalogue (3 rows)",
+        "/api/v1/pump-models/",
+        {},
+        "SELECT name, manufacturer, kind, reservoir_volume_ml, nominal_flow_ml_per_day, active"
+        " FROM registry_pumpmodel ORDER BY id",
+    ),
 ]
 
 
@@ -235,7 +244,9 @@ class Server:
 
 
 def ids_of(body):
-    return [row["id"] for row in body["results"]] if "results" in body else [body["id"]]
+    """The rows' ids in order (the pump catalogue's rows are known by name, its SQL's first column)."""
+    rows = body["results"] if "results" in body else [body]
+    return [row["id"] if "id" in row else row["name"] for row in rows]
 
 
 def bare_sql(database, sql, params, repeats):
