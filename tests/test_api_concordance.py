@@ -8,17 +8,12 @@ from scipy.stats import binomtest
 from sites.models import Centre
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 from .release_codes import release_codec
 
 CONCORDANCE = "/api/v1/stats/concordance/"
 READMISSIONS = "/api/v1/stats/readmissions/"
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def wilson(x, n):

@@ -3,22 +3,16 @@
 from fractions import Fraction
 
 import pytest
-from rest_framework.test import APIClient
 
 from registry.models import ComplicationType
 from sites.models import Centre, Surgeon
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 from .release_codes import release_codec
 
 URL = "/api/v1/stats/cumulative-incidence/"
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def implantation(centre, *, followed=400, died=None, **kwargs):

@@ -8,6 +8,7 @@ from registry.data_quality_services import answer_query, close_query, raise_quer
 from sites.models import Role
 
 from . import factories
+from .clients import client_for
 
 URL = "/api/v1/data-queries/"
 FIELDS = ["id", "centre", "implantation", "rule", "message", "status", "raised_on", "answer"]
@@ -25,12 +26,6 @@ def queries(centre_a, centre_b, coordinator, data_manager_a):
     closed = close_query(raise_query(dose, user=coordinator, message="Date?"), user=coordinator)
     about_patient = raise_query(untreated.patient, user=coordinator, message="Birth year?", field_name="birth_year")
     return {"untreated": untreated, "dose": dose, "answered": answered, "closed": closed, "patient": about_patient}
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def ids(response):

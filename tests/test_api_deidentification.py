@@ -15,7 +15,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from api import releases as api_releases
 from api.deidentify import PREFIXES, Codec
@@ -36,6 +35,7 @@ from reports.models import CentreReport
 from sites.models import Centre, Membership, ReportRecipient, Role, Surgeon
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 from .release_codes import another_releases_codec, release_codec
 
@@ -72,12 +72,6 @@ STATS = [
     ("observed-expected", {"outcome": "technical_90d", "group_by": "surgeon"}),
 ]
 GROUPINGS = [None, "centre", "indication", "surgeon_experience", "surgeon_volume", "centre_volume", "sex"]
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

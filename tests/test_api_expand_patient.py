@@ -12,9 +12,9 @@ import re
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from . import factories
+from .clients import client_for
 from .release_codes import release_codec
 
 OPAQUE_PATIENT = re.compile(r"^P-[A-Z2-7]{13}$")
@@ -37,12 +37,6 @@ ROLES = [
     Role("centre_lead_a", {"A"}, pseudonymised=True),
     Role("investigator", {"A", "B"}, pseudonymised=False),
 ]
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

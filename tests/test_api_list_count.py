@@ -3,24 +3,18 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from api import pagination
 from api.models import ExportLog
 
 from . import factories
+from .clients import client_for
 
 
 @pytest.fixture
 def twelve(centre_a):
     for _ in range(12):
         factories.ImplantationFactory(patient=factories.PatientFactory(centre=centre_a))
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -1,23 +1,17 @@
 """/api/v1/stats/observed-expected/: the case-mix adjusted comparison, with the usual suppression."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from registry.models import ComplicationType
 from reports import comparisons
 from sites.models import Centre
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 from .release_codes import release_codec
 
 URL = "/api/v1/stats/observed-expected/"
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

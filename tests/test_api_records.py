@@ -6,20 +6,14 @@ import io
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from api.models import ExportLog
 from registry.models import Complication, Implantation
 from sites.models import Role
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

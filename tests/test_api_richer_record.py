@@ -17,13 +17,8 @@ from sites.models import Role
 
 from . import factories
 from .api_world import write
+from .clients import client_for
 from .factories import days_after
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

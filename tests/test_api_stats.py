@@ -8,14 +8,9 @@ from registry.models import ComplicationType
 from sites.models import Centre
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 from .release_codes import release_codec
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def wilson(x, n):

@@ -9,7 +9,6 @@ import math
 import pandas
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from api import urls
 from registry.models import ComplicationType
@@ -17,6 +16,7 @@ from registry.rules import today
 from reports import comparisons
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 
 STATISTICS_URL_NAMES = sorted(
@@ -75,12 +75,6 @@ CASES = [*STATISTICS_URL_NAMES, "stats-complications-within-days"]
 
 def url_name(case):
     return case.removesuffix("-within-days")
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

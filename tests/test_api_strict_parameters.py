@@ -9,6 +9,7 @@ from api import filters as api_filters
 from api import stats, views
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 from .release_codes import release_codec
 
@@ -36,12 +37,6 @@ STATS = {
     "stats/observed-expected": (stats.ObservedExpectedStatsView, {"outcome": "technical_90d"}),
 }
 ROLES = ["coordinator", "data_manager_a", "investigator"]
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from reports.models import CentreReport
 
 from . import factories
 from .admin_forms import implantation_form, inline_rows
+from .clients import client_for
 from .factories import days_after, known_missing
 from .test_import import errors_by_row, good_row, run_import
 
@@ -64,12 +65,6 @@ def with_values(model):
 
 def empty_value(model, name):
     return None if model._meta.get_field(name).null else ""
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 # --------------------------------------------------------------------------- the model and the database

@@ -10,7 +10,6 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from lifelines import KaplanMeierFitter
-from rest_framework.test import APIClient
 
 from api import serializers as api_serializers
 from registry import demo
@@ -20,17 +19,12 @@ from reports.models import Release
 from sites.models import Role
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 
 pytestmark = pytest.mark.releases_by_hand
 
 ISO_DATE = re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def implantation_codes(client, **params):

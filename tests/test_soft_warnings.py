@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from rest_framework.test import APIClient
 from tablib import Dataset
 
 from registry import soft_warnings
@@ -19,6 +18,7 @@ from sites.models import Role
 from . import factories
 from .admin_forms import inline_rows, record_form
 from .api_world import write
+from .clients import client_for
 from .test_import import confirm, good_row, run_import, to_csv, upload
 
 FUDR = "fudr_dose_outside_usual"
@@ -32,12 +32,6 @@ def codes(warnings):
 
 def confirmations(record):
     return SoftWarningConfirmation.objects.filter(record_model=record._meta.label_lower, record_id=record.pk)
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from registry.models import Implantation, Readmission, SystemicToxicity
 from registry.selectors import readmission_rates
@@ -20,15 +19,10 @@ from registry.services import save_record
 from sites.models import Role
 
 from . import factories
+from .clients import client_for
 from .factories import days_after
 
 OPAQUE_PREFIX = {"systemic-toxicities": "TO-", "readmissions": "RA-"}
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from unittest import mock
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from rest_framework.test import APIClient
 
 from registry.models import (
     DUPLICATE_IMPLANTATION_MESSAGE,
@@ -19,6 +18,7 @@ from registry.services import save_record
 from reports.cohort import CohortRow, cohort
 from reports.outcomes import OVERALL_SURVIVAL, first_of_each_patient
 
+from .clients import client_for
 from .factories import ImplantationFactory, PatientFactory, SurgeonFactory, another_implantation
 
 DAY = datetime.date(2024, 3, 1)
@@ -135,12 +135,6 @@ def test_a_replaced_pump_is_protected_from_deletion(first, data_manager_a):
 
 
 # --- API -------------------------------------------------------------------------------------------
-
-
-def client_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def test_the_api_round_trips_trial_arm_and_replaces(first, data_manager_a, investigator):
