@@ -730,9 +730,10 @@ def _trends(rows, own, period_end, technical):
         def keep(r, year=year, quarter=quarter):
             return _quarter_of(r.implanted_on) == (year, quarter)
 
-        own_q, all_q = [r for r in own if keep(r)], [r for r in rows if keep(r)]
+        own_q = [r for r in own if keep(r)]
+        all_q = _registry.part(rows, ("quarter", year, quarter), keep)
         own_use = _proportion(_one(benchmarks.pump_use(own_q, everyone)), "treated")
-        all_use = _proportion(_one(benchmarks.pump_use(all_q, everyone)), "treated")
+        all_use = _proportion(_one(_registry.call(benchmarks.pump_use, all_q, everyone)), "treated")
         own_tech = _estimate(own_q, technical)
         all_tech = _estimate(all_q, technical)
         others_n = len(all_q) - len(own_q)
@@ -761,13 +762,14 @@ def _recent(rows, own, period_start, period_end, definitions):
     everyone = benchmarks.Grouping()
     out = {}
     for name, keep in windows.items():
-        own_w, all_w = [r for r in own if keep(r)], [r for r in rows if keep(r)]
+        own_w = [r for r in own if keep(r)]
+        all_w = _registry.part(rows, ("recent", name, period_start, period_end), keep)
 
         def figures(subset):
-            mortality = _one(benchmarks.mortality(subset, everyone))
+            mortality = _one(_registry.call(benchmarks.mortality, subset, everyone))
             return {
                 "implantations": len(subset),
-                "pump_use": _proportion(_one(benchmarks.pump_use(subset, everyone)), "treated"),
+                "pump_use": _proportion(_one(_registry.call(benchmarks.pump_use, subset, everyone)), "treated"),
                 "technical_90": _estimate(subset, definitions["technical_90"]),
                 "severe_90": _estimate(subset, definitions[benchmarks.ANY_COMPLICATION]),
                 "mortality_90": _proportion(mortality),
@@ -790,7 +792,7 @@ def _published(rows, own, definitions, complication_types):
     }
 
     def biliary_in(subset, keep):
-        return _estimate([r for r in subset if keep(r)], biliary)
+        return _estimate(_registry.part(subset, ("published", keep.__name__), keep), biliary)
 
     def adjuvant(r):
         return r.indication == Indication.ADJUVANT
@@ -799,7 +801,7 @@ def _published(rows, own, definitions, complication_types):
         return r.indication in UNRESECTABLE
 
     def first_dose(subset):
-        group = _one(benchmarks.pump_use(subset, everyone))
+        group = _one(_registry.call(benchmarks.pump_use, subset, everyone))
         return group["median_days_to_first_dose"] if group else None
 
     registry_technical = _estimate(rows, definitions["technical_365"])
@@ -840,7 +842,8 @@ def _survival_by_indication(rows, own):
     everyone = benchmarks.Grouping()
     out = []
     for key, label, keep in SURVIVAL_INDICATIONS:
-        own_rows, all_rows = [r for r in own if keep(r)], [r for r in rows if keep(r)]
+        own_rows = [r for r in own if keep(r)]
+        all_rows = _registry.part(rows, ("indication", key), keep)
         endpoints = []
         for endpoint, endpoint_label in (("overall", "Overall survival"), ("hepatic_progression", "Hepatic PFS")):
             centre = _one(benchmarks.survival(own_rows, endpoint, everyone))
@@ -1180,17 +1183,41 @@ def _expected_false_warnings(context):
 # it was last given and reuses them for the next centre.
 
 
+# The same holds for named parts of the registry (a quarter, a window of months, an indication): the
+# registry's side of the trends, the summary table and survival by indication was recomputed for every
+# centre, 10 to 20 s of each report at 100,000 implantations (issue 16, bench/README.md).
+
+
 class _RegistryMemo:
     def __init__(self):
         self.source = None
         self.rows = None
         self.results = {}
+        self.parts = {}  # id(part's list) -> (key, the list)
 
     def rows_for(self, rows):
         """The registry's rows in a fixed order; the same list object while the input is the same."""
         if rows is not self.source:
-            self.source, self.rows, self.results = rows, sorted(rows, key=lambda r: r.id), {}
+            self.source, self.rows, self.results, self.parts = rows, sorted(rows, key=lambda r: r.id), {}, {}
         return self.rows
+
+    def part(self, rows, key, keep):
+        """``[r for r in rows if keep(r)]``; when ``rows`` is the registry, the same list object for the same
+        ``key`` (which must say all that ``keep`` tests: it names the part), so ``call`` on it is computed once."""
+        if rows is not self.rows:
+            return [r for r in rows if keep(r)]
+        for known_key, known in self.parts.values():
+            if known_key == key:
+                return known
+        subset = [r for r in rows if keep(r)]
+        self.parts[id(subset)] = (key, subset)
+        return subset
+
+    def _rows_key(self, rows):
+        if rows is self.rows:
+            return ()
+        part = self.parts.get(id(rows))
+        return ("part", part[0]) if part is not None and part[1] is rows else None
 
     @staticmethod
     def _key(value):
@@ -1213,10 +1240,11 @@ class _RegistryMemo:
         return copy.deepcopy(self.results[key])
 
     def call(self, function, rows, *args):
-        """``function(rows, *args)``, computed once when ``rows`` is the whole registry."""
-        if rows is not self.rows:
+        """``function(rows, *args)``, computed once when ``rows`` is the whole registry or one of its parts."""
+        rows_key = self._rows_key(rows)
+        if rows_key is None:
             return function(rows, *args)
-        key = (function.__name__, *map(self._key, args))
+        key = (*rows_key, f"{function.__module__}.{function.__qualname__}", *map(self._key, args))
         if key not in self.results:
             self.results[key] = function(rows, *args)
         return copy.deepcopy(self.results[key])

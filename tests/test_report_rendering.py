@@ -7,6 +7,7 @@ worked out by hand from the data below.
 """
 
 import datetime
+import functools
 import json
 import re
 import shutil
@@ -259,6 +260,34 @@ def test_both_copies_are_drawn_with_one_set_of_charts(registry, monkeypatch):
     assert render_copies(context, stored_url=url) == expected
     assert drawn and len(drawn) == len(set(drawn)) == expected[0].count('<img class="chart"')
     assert "PT-SECRET-1" in expected[0] and "PT-SECRET-1" not in expected[1]
+
+
+def test_the_registry_side_of_each_part_is_computed_once_per_run(registry, monkeypatch):
+    """Issue 16: the registry's figures per quarter, window and indication are the same for every centre of a
+    run; the next centre's report reuses them and recomputes only its own."""
+    from reports import rendering
+
+    rows = cohort(as_of=None)
+    rendering._registry.__init__()  # a fresh worker
+    home = build_report_context(rows, **report_kwargs())
+    alpha = build_report_context(rows, **report_kwargs(centre_code="ZZALPHA"))
+    seen = []
+    for name in ("survival", "pump_use", "cumulative_incidence", "mortality"):
+        real = getattr(benchmarks, name)
+
+        @functools.wraps(real)  # the memo knows a function by its name
+        def counted(subset, *args, real=real, **kwargs):
+            seen.append({r.centre_code for r in subset})
+            return real(subset, *args, **kwargs)
+
+        monkeypatch.setattr(benchmarks, name, counted)
+    assert build_report_context(rows, **report_kwargs()) == home
+    # Only the centre's own rows are computed again: no registry-wide or registry-part figure.
+    assert seen and all(centres <= {HOME} for centres in seen)
+    # And what is reused is what a fresh worker computes.
+    monkeypatch.undo()
+    rendering._registry.__init__()
+    assert build_report_context(rows, **report_kwargs(centre_code="ZZALPHA")) == alpha
 
 
 def test_rendering_is_deterministic(registry):
