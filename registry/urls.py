@@ -5,6 +5,8 @@ from django.views.generic import RedirectView
 
 from api.errors import json_or_html
 
+from .health import health
+
 handler404 = json_or_html(defaults.page_not_found)
 handler500 = json_or_html(defaults.server_error)
 
@@ -15,4 +17,5 @@ urlpatterns = [
     # API and its documentation log in here too: DRF's own login pages (/api-auth/) are not served.
     path("account/", include("sites.urls")),
     path("api/v1/", include("api.urls")),
+    path("health/", health, name="health"),
 ]
