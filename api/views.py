@@ -76,19 +76,19 @@ def csv_columns(serializer):
 
 
 class ExportingListMixin:
-    """List responses are logged as exports; ``?format=csv`` streams every matching row."""
+    """``?format=csv`` streams every matching row and is logged as an export (``ExportLog``).
+
+    A page of JSON is not an export (issue 17, item 4): the read log (``sites.reads``) records who read
+    which patients' rows, once the response is sent; the export log keeps the exports only (CSV here, the
+    analysis dataset in ``api.analysis``).
+    """
 
     csv_chunk_size = 2000
 
     def list(self, request, *args, **kwargs):
         if getattr(request.accepted_renderer, "format", None) == "csv":
             return self.stream_csv(request)
-        response = super().list(request, *args, **kwargs)
-        results = response.data.get("results", response.data) if isinstance(response.data, dict) else response.data
-        rows = len(results)
-        # Written once the response is sent, as the read log is (issue 16): the client does not wait for it.
-        reads.when_closed(response, lambda: log_export(request, "json", rows))
-        return response
+        return super().list(request, *args, **kwargs)
 
     def stream_csv(self, request):
         queryset = self.filter_queryset(self.get_queryset())

@@ -1,4 +1,4 @@
-"""A list's count is capped and its export log written after the response (issue 16)."""
+"""A list's count is capped (issue 16); a page is no export (issue 17)."""
 
 import pytest
 from django.db import connection
@@ -49,41 +49,10 @@ def test_the_count_reads_no_further_than_the_cap(twelve, coordinator, cap_of_fiv
     assert len(counts) == 1 and "LIMIT 8" in counts[0]  # offset 2 + cap 5 + the one row that says "more"
 
 
-def test_the_export_log_is_written_once_the_response_is_closed(twelve, coordinator, monkeypatch):
-    closed = []
-    real_close = pagination.PageNumberPagination.get_paginated_response
+def test_a_page_of_json_is_no_export(twelve, coordinator):
+    """Issue 17: the export log keeps exports (CSV, the analysis dataset); a page is in the read log."""
+    from sites.models import RecordRead
 
-    def keep_open(self, data):
-        response = real_close(self, data)
-        closed.append(response)
-        return response
-
-    monkeypatch.setattr(pagination.PageNumberPagination, "get_paginated_response", keep_open)
-    # The test client closes the response before it returns, as a server does after sending it.
     client_for(coordinator).get("/api/v1/implantations/", {"page_size": 3})
-    response = closed[0]
-    assert response.closed
-    log = ExportLog.objects.get(endpoint="/api/v1/implantations/")
-    assert (log.row_count, log.format, log.completed) == (3, "json", True)
-
-
-def test_before_the_response_is_closed_no_export_log_is_written(twelve, coordinator):
-    from django.core.signals import request_finished
-    from django.db import close_old_connections
-    from django.test import RequestFactory
-    from rest_framework.test import force_authenticate
-
-    from api.views import ImplantationViewSet
-
-    request = RequestFactory().get("/api/v1/implantations/")
-    force_authenticate(request, user=coordinator)
-    response = ImplantationViewSet.as_view({"get": "list"})(request)
-    response.render()
-    assert ExportLog.objects.count() == 0
-    # As the test client does: closing fires request_finished, which would close the test's connection.
-    request_finished.disconnect(close_old_connections)
-    try:
-        response.close()
-    finally:
-        request_finished.connect(close_old_connections)
-    assert ExportLog.objects.get().row_count == 12
+    assert not ExportLog.objects.exists()
+    assert RecordRead.objects.get().record_count == 3
