@@ -9,9 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     OPENBLAS_NUM_THREADS=1
 
-# Pango for WeasyPrint (PDF reports).
+# Pango for WeasyPrint (PDF reports); pg_dump and pg_restore for manage.py backup_registry / restore_registry
+# (their major version must not be older than the server's).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -12,7 +12,7 @@ DEMO_CENTRES ?= 8
 DEMO_IMPLANTATIONS ?= 3000
 PORT ?= 8000
 
-.PHONY: run test venv venv-dev lint lock services check-deploy bench-seed
+.PHONY: run test venv venv-dev lint lock services check-deploy bench-seed backup restore
 
 # Two locks (requirements/*.txt), each compiled from a short input list (*.in):
 # runtime.txt is what the image installs; dev.txt adds the tests, ruff and pip-tools.
@@ -73,3 +73,15 @@ check-deploy: venv
 	DEBUG=0 SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))") \
 	  ALLOWED_HOSTS=registry.example.org EMAIL_HOST=smtp.example.org \
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# Backups (README, "For operators"): a pg_dump of DATABASE_URL's database, a copy of MEDIA_ROOT and a manifest,
+# in a timestamped folder under BACKUP_DIR. A restore goes into an empty database (FORCE=1 replaces one that is not)
+# and checks the restored rows and files against the manifest.
+BACKUP_DIR ?= backups
+
+backup: venv
+	$(BIN)/python manage.py backup_registry --output-dir "$(BACKUP_DIR)"
+
+restore: venv
+	@test -n "$(BACKUP)" || { echo "Usage: make restore BACKUP=$(BACKUP_DIR)/hai-backup-<time> [FORCE=1]" >&2; exit 2; }
+	$(BIN)/python manage.py restore_registry "$(BACKUP)" $(if $(FORCE),--force)

@@ -15,12 +15,37 @@ Sending the same request again with ``"confirmed_warnings": ["fudr_dose_outside_
 too, ``errors`` lists both but ``warnings`` is absent, as confirming would not save the record.
 """
 
+import logging
+import sys
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, serializers
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+# The database went away (restarted, failed over, out of connections): the request did not happen, and
+# a transaction it had open was rolled back, so the client may simply send it again (issue 17, item 6).
+DATABASE_DOWN = (OperationalError, InterfaceError)
+DATABASE_DOWN_DETAIL = "The registry's database is unavailable for a moment. Nothing was saved; try again shortly."
+RETRY_AFTER_SECONDS = "30"
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = DATABASE_DOWN_DETAIL
+    default_code = "database_unavailable"
+
+
+def _log_database_down(exc):
+    # The class and first line only: a driver's message may quote the statement, and its parameters are
+    # patients' data.
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    logger.warning("Database unavailable: %s: %s", type(exc).__name__, first_line[:200])
 
 
 class SoftWarningSerializer(serializers.Serializer):
@@ -67,9 +92,14 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, DATABASE_DOWN):
+        _log_database_down(exc)
+        exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = RETRY_AFTER_SECONDS
     if isinstance(exc, exceptions.ValidationError):
         response.data = {"detail": "Invalid input.", "errors": field_errors(response.data)}
         soft_warnings = getattr(exc, "soft_warnings", None)
@@ -82,10 +112,26 @@ def exception_handler(exc, context):
 
 
 def json_or_html(handler):
-    """Django's own 404/500 pages, but in the API's error shape under /api/."""
-    from django.http import JsonResponse
+    """Django's own 404/500 pages, but in the API's error shape under /api/.
+
+    An error the database raised outside a DRF view (in a middleware: the session, the read log) reaches
+    Django's 500 handler; while the database is down that is a 503 too, on every page, never a 500.
+    """
+    from django.http import HttpResponse, JsonResponse
 
     def view(request, *args, **kwargs):
+        database_down = handler.__name__ == "server_error" and isinstance(sys.exc_info()[1], DATABASE_DOWN)
+        if database_down:
+            _log_database_down(sys.exc_info()[1])
+            if request.path.startswith("/api/"):
+                response = JsonResponse({"detail": DATABASE_DOWN_DETAIL}, status=503)
+            else:
+                response = HttpResponse(
+                    f"<!doctype html><title>HAI Registry: unavailable</title><h1>Unavailable</h1><p>{DATABASE_DOWN_DETAIL}</p>",
+                    status=503,
+                )
+            response["Retry-After"] = RETRY_AFTER_SECONDS
+            return response
         if request.path.startswith("/api/"):
             status = 404 if handler.__name__ == "page_not_found" else 500
             detail = "Not found." if status == 404 else "Server error."

@@ -5,12 +5,17 @@ it the request reads the latest release. The coordinator, data managers and cent
 rows in their own roles, and a ``release`` from them is a 400: one rule, no mixed views.
 """
 
+import logging
+from contextlib import contextmanager, nullcontext
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, permissions, serializers, viewsets
 from rest_framework.response import Response
 
+from registry import routers
 from reports import releases
 from reports.models import Release
 from sites import access
@@ -26,6 +31,9 @@ RELEASE_PARAMETER = OpenApiParameter(
     "release when left out. Other roles read the live registry and may not send it.",
 )
 NOT_FOR_YOUR_ROLE = "Data releases are what investigators read; your role reads the live registry."
+READS_ON_REPLICA = frozenset({"GET", "HEAD"})
+
+logger = logging.getLogger(__name__)
 
 
 class NoRelease(exceptions.APIException):
@@ -63,12 +71,53 @@ def release_for(request):
     return release
 
 
+def replica_holds(release):
+    """Has the replica replayed ``release``'s freeze? Its row and its tables are one transaction on the
+    primary, so a replica that has the row has every table. A replica that cannot say (down, refusing
+    connections) is treated as behind: the primary answers instead."""
+    try:
+        return Release.objects.using(routers.REPLICA).filter(pk=release.pk).exists()
+    except DatabaseError as error:
+        logger.warning("Reading from the primary: the replica did not answer (%s).", type(error).__name__)
+        return False
+
+
+def reads_replica(request, release):
+    """Does this request read its release from the replica? Only an investigator's (a request with a
+    release) GET or HEAD, and only once the replica holds the release: a lagging replica would otherwise
+    answer from the live tables behind the release's name, and that answer be cached under the release."""
+    return (
+        release is not None
+        and request.method in READS_ON_REPLICA
+        and routers.replica_configured()
+        and replica_holds(release)
+    )
+
+
+@contextmanager
+def reading_for(request):
+    """What an investigator's request reads: its release, on the replica if ``reads_replica`` said so."""
+    release = getattr(request, "hai_release", None)
+    if release is None:
+        yield
+        return
+    on_replica = routers.replica_reads() if getattr(request, "hai_reads_replica", False) else nullcontext()
+    with on_replica, releases.reading(release):
+        yield
+
+
+def reading_stream(request, rows):
+    """A streamed response's rows, read as its view read (they are produced after the view has returned)."""
+    with reading_for(request):
+        yield from rows
+
+
 class ReadsReleases:
     """API view mixin: an investigator's request reads its release for as long as the view runs.
 
     Put it first among the bases: it needs authentication (``initial``) before it can tell the role.
     A streamed response reads after the view has returned: it wraps its rows in
-    ``reports.releases.reading_stream(request.hai_release, ...)``.
+    ``reading_stream(request, ...)``.
     """
 
     def allowed_query_parameters(self, request):
@@ -78,12 +127,15 @@ class ReadsReleases:
         super().initial(request, *args, **kwargs)
         method = request.method.lower()
         if method not in self.http_method_names or not hasattr(self, method):
-            request.hai_release = None
+            request.hai_release, request.hai_reads_replica = None, False
             return  # the method is not allowed: a 405 before any question about releases
+        # On the primary, after authentication and throttling: the release is what the answer is computed
+        # and cached under, so it is never taken from a replica that may not have it yet.
         release = release_for(request)
         request.hai_release = release
+        request.hai_reads_replica = reads_replica(request, release)
         if release is not None:
-            self._reading = releases.reading(release)
+            self._reading = reading_for(request)
             self._reading.__enter__()
 
     def dispatch(self, request, *args, **kwargs):

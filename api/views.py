@@ -32,7 +32,6 @@ from registry.models import (
 )
 from registry.services import delete_record
 from reports.models import CentreReport
-from reports.releases import reading_stream
 from sites import access, reads
 from sites.models import Centre, Surgeon
 
@@ -44,7 +43,7 @@ from .models import ExportLog
 from .parameters import StrictQueryParameters
 from .permissions import CanReadRegistry
 from .preconditions import ConditionalWritesMixin
-from .releases import ReadsReleases
+from .releases import ReadsReleases, reading_stream
 from .renderers import EchoBuffer, csv_cell
 
 
@@ -113,8 +112,9 @@ class ExportingListMixin:
                 count += 1
             ExportLog.objects.filter(pk=log.pk).update(row_count=count, completed=True)
 
-        # Streamed after the view has returned: an investigator's rows still come from their release.
-        stream = reading_stream(getattr(request, "hai_release", None), rows())
+        # Streamed after the view has returned: an investigator's rows still come from their release, and
+        # from the replica if the view read there.
+        stream = reading_stream(request, rows())
         response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{self.basename}.csv"'
         return response

@@ -69,3 +69,35 @@ def health(request):
     results = run_checks()
     healthy = UNAVAILABLE not in results.values()
     return JsonResponse({"status": OK if healthy else UNAVAILABLE, "checks": results}, status=200 if healthy else 503)
+
+
+# --- Is beat scheduling? For beat's own container health check (``manage.py check_beat``).
+#
+# Beat sends the sweeper (reports.tasks.sweep_unfinished_runs) every five minutes, and
+# django-celery-beat's database scheduler writes each task's last_run_at when it syncs
+# (after every send with CELERY_BEAT_SYNC_EVERY=1, as compose sets it). A last send older
+# than BEAT_LATE_AFTER means beat has stopped scheduling, whatever its process looks like.
+BEAT_HEARTBEAT_TASK = "reports.tasks.sweep_unfinished_runs"
+BEAT_LATE_AFTER_SECONDS = 15 * 60
+
+
+def beat_last_sent(task=BEAT_HEARTBEAT_TASK):
+    from django_celery_beat.models import PeriodicTask
+
+    return (
+        PeriodicTask.objects.filter(task=task, enabled=True)
+        .exclude(last_run_at=None)
+        .order_by("-last_run_at")
+        .values_list("last_run_at", flat=True)
+        .first()
+    )
+
+
+def beat_is_scheduling(now=None, late_after_seconds=BEAT_LATE_AFTER_SECONDS):
+    import datetime
+
+    from django.utils import timezone
+
+    last = beat_last_sent()
+    now = now or timezone.now()
+    return last is not None and now - last <= datetime.timedelta(seconds=late_after_seconds)

@@ -1,8 +1,17 @@
 """Writes to the clinical record. Admin, import and API all save through here."""
 
+import datetime
+import logging
+import os
+import stat
+import time
+from pathlib import Path, PurePosixPath
+
+from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, router, transaction
-from django.db.models import RestrictedError
+from django.db.models import FileField, RestrictedError
 from django.db.models.deletion import Collector
 from simple_history.utils import update_change_reason
 
@@ -11,6 +20,8 @@ from sites.versioning import StaleRecord
 
 from . import soft_warnings
 from .soft_warnings import UnconfirmedWarnings  # noqa: F401  (raised by save_record)
+
+logger = logging.getLogger(__name__)
 
 
 def _check_can_edit(record, user):
@@ -256,3 +267,105 @@ def withdraw_consent(patient, *, user, withdrawn_on, reason):
         tombstone.save()
         consent.forget_cached_statistics()
     return tombstone
+
+
+# --- Retention of temporary files (issue 17, item 4): nightly, registry.tasks.prune_temporary_files --------
+
+
+def _old_regular_files(root, cutoff):
+    """Files under ``root`` last written before ``cutoff`` (epoch seconds); symbolic links are not followed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            try:
+                status = os.lstat(path)
+            except FileNotFoundError:
+                continue  # confirmed or deleted meanwhile
+            if (stat.S_ISREG(status.st_mode) or stat.S_ISLNK(status.st_mode)) and status.st_mtime < cutoff:
+                found.append(path)
+    return found
+
+
+def _file_fields():
+    """Every FileField of every model, history models included."""
+    return [
+        (model, field)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, FileField)
+    ]
+
+
+def referenced_media_names():
+    """The name of every file a row refers to, in any table with a FileField."""
+    names = set()
+    for model, field in _file_fields():
+        names.update(
+            model._base_manager.exclude(**{field.attname: ""})
+            .exclude(**{f"{field.attname}__isnull": True})
+            .values_list(field.attname, flat=True)
+            .distinct()
+        )
+    return names
+
+
+def _media_folders():
+    """The folders under MEDIA_ROOT the registry's file fields write into (their ``upload_to``)."""
+    folders = set()
+    for _, field in _file_fields():
+        if isinstance(field.upload_to, str):
+            prefix = PurePosixPath(field.upload_to.split("%", 1)[0])
+            if prefix.parts:
+                folders.add(prefix.as_posix())
+    return sorted(folders)
+
+
+def prune_temporary_files(now=None):
+    """Delete import uploads never confirmed and report files no row refers to; {kind: number deleted}.
+
+    * An upload waiting between the preview and the confirmation (``registry.import_storage``) older
+      than ``IMPORT_TEMPORARY_HOURS``: its user left the preview, and the file holds a whole form's rows.
+    * A file in a folder a file field writes into (``reports/pdf/``, ``reports/snapshots/``...) that no
+      row of any table refers to, once older than ``MEDIA_ORPHAN_GRACE_HOURS``: what a render left when it
+      died between writing its files and committing. The grace is never shorter than twice the hard task
+      time limit, so the files of a render still at work (written, not yet committed) are never hit.
+
+    Never touched: a file any row refers to (a report's HTML, PDF and emailed PDF, a run's snapshot),
+    anything else under MEDIA_ROOT, and every table (history, data releases, the export log).
+    """
+    now = now.timestamp() if now is not None else time.time()
+    deleted = {"import_uploads": 0, "unreferenced_media": 0}
+
+    for path in _old_regular_files(settings.IMPORT_TEMPORARY_ROOT, now - settings.IMPORT_TEMPORARY_HOURS * 3600):
+        path.unlink(missing_ok=True)
+        deleted["import_uploads"] += 1
+
+    grace = max(
+        datetime.timedelta(hours=settings.MEDIA_ORPHAN_GRACE_HOURS),
+        datetime.timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT),
+    )
+    media_root = Path(settings.MEDIA_ROOT)
+    # The old files first, then the references: a file committed meanwhile is seen as referenced.
+    candidates = {
+        path
+        for folder in _media_folders()
+        for path in _old_regular_files(media_root / folder, now - grace.total_seconds())
+    }
+    if candidates:
+        referenced = referenced_media_names()
+        for path in candidates:
+            if path.relative_to(media_root).as_posix() not in referenced:
+                path.unlink(missing_ok=True)
+                deleted["unreferenced_media"] += 1
+
+    # Counts only: a file's name says which centre and month it belongs to.
+    logger.info(
+        "Pruned temporary files: %d import upload(s), %d unreferenced media file(s).",
+        deleted["import_uploads"],
+        deleted["unreferenced_media"],
+    )
+    return deleted

@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware's log lines carry the request id too (registry.logs).
+    "registry.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -124,6 +126,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A kept connection is checked (SELECT 1) before a request reuses it: after PostgreSQL restarts,
+        # the first request of each thread works instead of failing on a dead socket (issue 17, item 6).
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -133,6 +138,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=" + (
         "on" if env_bool("DATABASE_JIT", False) else "off"
     )
+# A streaming replica of the primary takes investigators' reads and statistics (registry.routers). It is
+# set up as the primary is (connection reuse, OPTIONS such as jit=off); only its address differs. Without
+# DATABASE_REPLICA_URL there is no second alias and no router at all.
+if os.environ.get("DATABASE_REPLICA_URL"):
+    _replica = dj_database_url.parse(os.environ["DATABASE_REPLICA_URL"])
+    if {DATABASES["default"]["ENGINE"], _replica["ENGINE"]} != {"django.db.backends.postgresql"}:
+        # A release is read through PostgreSQL's search_path on whichever connection reads it (reports.releases).
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs PostgreSQL: a streaming replica of DATABASE_URL.")
+    DATABASES["replica"] = {
+        **DATABASES["default"],
+        **{key: _replica[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")},
+        "OPTIONS": {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})},
+    }
+    DATABASE_ROUTERS = ["registry.routers.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -163,6 +182,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+# The nightly pruning (registry.services.prune_temporary_files) deletes a file under MEDIA_ROOT's report folders
+# that no row refers to (a render that died between writing its files and committing) once it is this old:
+# far longer than any task may run (CELERY_TASK_TIME_LIMIT), so a render in progress is never hit.
+MEDIA_ORPHAN_GRACE_HOURS = int(os.environ.get("MEDIA_ORPHAN_GRACE_HOURS", "48"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -188,6 +211,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # or once they grow past a memory ceiling, so a slow leak in the PDF stack cannot take a worker down.
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "900"))
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "960"))
+# The sweeper (reports.tasks.sweep_unfinished_runs, every few minutes) sends a report's task again once it
+# has been this long without finishing: past the hard time limit, so a task still at work is not doubled.
+REPORT_RESEND_AFTER_SECONDS = int(os.environ.get("REPORT_RESEND_AFTER_SECONDS", str(CELERY_TASK_TIME_LIMIT + 240)))
 CELERY_WORKER_MAX_TASKS_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_TASKS_PER_CHILD", "50"))
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_MEMORY_PER_CHILD_KB", "1500000"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
@@ -204,6 +230,11 @@ if os.environ.get("CELERY_KEY_PREFIX"):
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Workers log through LOGGING below, not handlers of Celery's own (registry.celery.use_django_logging).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Beat writes each task's last send to the database after this many sends (0: every few minutes only);
+# compose sets 1 so beat's health check (manage.py check_beat) reads a fresh time.
+CELERY_BEAT_SYNC_EVERY = int(os.environ.get("CELERY_BEAT_SYNC_EVERY", "0"))
 
 # --- Email: console in development, SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
@@ -238,6 +269,8 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 # system temp folder under a name the confirm form could choose (registry.import_storage).
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "registry.import_storage.UploaderTemporaryStorage"
 IMPORT_TEMPORARY_ROOT = Path(os.environ.get("IMPORT_TEMPORARY_ROOT", BASE_DIR / "var" / "imports"))
+# An upload never confirmed (the user left the preview) is deleted by the nightly pruning once this old.
+IMPORT_TEMPORARY_HOURS = int(os.environ.get("IMPORT_TEMPORARY_HOURS", "24"))
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
 # --- Cache: Redis when available, so throttles hold across gunicorn workers.
@@ -347,11 +380,41 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# --- Logs: one JSON object a line in production (for the log collector), plain lines in development; each
+# with the request id (registry.logs). Never a patient identifier in a log message.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "registry.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "registry.logs.JsonFormatter"},
+        "plain": {"()": "registry.logs.PlainFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # Page-by-page layout progress and font subsetting chatter.
-    "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools", "matplotlib")},
+    "loggers": {
+        # Page-by-page layout progress and font subsetting chatter.
+        **{name: {"level": "WARNING"} for name in ("weasyprint", "fontTools", "matplotlib")},
+        # Django's own console handler would print its lines a second time, without the request id;
+        # its lines reach the root handler above.
+        "django": {"handlers": [], "level": "INFO"},
+    },
 }
+
+# --- Error reports to Sentry (or a compatible service) when SENTRY_DSN is set, scrubbed of patient data
+# before they leave (registry.error_reporting).
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN and not SCHEMA_ONLY:
+    from registry.error_reporting import init_error_reporting
+
+    init_error_reporting(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT") or None,
+        release=os.environ.get("SENTRY_RELEASE") or None,
+        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+    )

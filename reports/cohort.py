@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 
 from registry.models import Complication, FollowUp, Implantation, SystemicTherapyLine, Treatment
+from registry.routers import primary_reads
 from registry.vocabulary import PUMP_FAILURE_END_REASONS, ComplicationCategory, DoseChange, is_severe
 
 from .concordance import overlaps_hai_period
@@ -326,7 +327,10 @@ def live_cohort():
     version = data_version()
     with _live_lock:
         if _live["version"] != version or _live["rows"] is None:
-            _live["rows"] = {row.id: row for row in cohort()}
+            # From the primary whoever asks: the version is bumped once a write commits there, and a lagging
+            # replica's rows kept under it would be served until the next write (registry.routers).
+            with primary_reads():
+                _live["rows"] = {row.id: row for row in cohort()}
             _live["version"] = version
         return _live["rows"]
 

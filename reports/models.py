@@ -37,6 +37,11 @@ class ReportRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the run's fan-out task was last handed to the broker (reports.tasks.sweep_unfinished_runs).",
+    )
     case_mix = models.JSONField(
         null=True,
         blank=True,
@@ -102,6 +107,11 @@ class CentreReport(models.Model):
     )
     rendered_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a task for this report was last handed to the broker (reports.tasks.sweep_unfinished_runs).",
+    )
 
     objects = CentreScopedQuerySet.as_manager()
 

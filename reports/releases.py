@@ -17,7 +17,8 @@ investigator's request: PostgreSQL's ``search_path`` puts the release's schema b
 (SQLite: temporary views named like the live tables, which SQLite resolves before the main
 database's). Every query the API already makes (scoping, filters, serializers, the cohort of the
 statistics) then reads the release, unchanged; tables a release does not copy (users, tokens, the read
-and export logs) are still the live ones.
+and export logs) are still the live ones. When the request's reads go to a replica (``registry.routers``,
+only once the replica holds the release: ``api.releases``), its connection is pointed at the release too.
 
 **As of a past moment.** ``freeze_release(as_of=...)`` rebuilds each row from the history tables
 (django-simple-history): the last historical version at or before ``as_of``, unless that version is
@@ -38,8 +39,10 @@ from contextlib import contextmanager
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
+
+from registry.routers import read_alias
 
 from .models import Release
 
@@ -284,37 +287,51 @@ def current_release():
     return getattr(connection, "hai_release", None)
 
 
+def _reading_connections():
+    """The connections this context reads through: the primary, and the replica while reads go there
+    (registry.routers). The primary is pointed at the release too, so a read sent back to it mid-request
+    (``primary_reads``) still reads the release."""
+    return [connections[alias] for alias in dict.fromkeys((DEFAULT_DB_ALIAS, read_alias()))]
+
+
 @contextmanager
 def reading(release):
-    """Point this connection's unqualified table names at ``release`` (see the module docstring)."""
+    """Point this context's unqualified table names at ``release`` (see the module docstring)."""
     current = current_release()
     if current is not None:
         if current.pk != release.pk:
             raise RuntimeError(f"Already reading release {current.name}, not {release.name}.")
         yield release
         return
-    with connection.cursor() as cursor:
-        if _postgres():
+    readers = _reading_connections()
+    for reader in readers:
+        _start_reading(reader, release)
+    connection.hai_release = release
+    try:
+        yield release
+    finally:
+        connection.hai_release = None
+        for reader in readers:
+            _stop_reading(reader)
+
+
+def _start_reading(reader, release):
+    with reader.cursor() as cursor:
+        if reader.vendor == "postgresql":
             cursor.execute(f"SET search_path TO {_quote(release.storage)}, public")
         else:
             for model, _ in released_models():
                 cursor.execute(
                     f"CREATE TEMP VIEW {_quote(model._meta.db_table)} AS SELECT * FROM main.{_table(release.storage, model)}"
                 )
-    connection.hai_release = release
-    try:
-        yield release
-    finally:
-        connection.hai_release = None
-        _stop_reading(release)
 
 
-def _stop_reading(release):
+def _stop_reading(reader):
     from django.db import DatabaseError
 
     try:
-        with connection.cursor() as cursor:
-            if _postgres():
+        with reader.cursor() as cursor:
+            if reader.vendor == "postgresql":
                 cursor.execute("RESET search_path")
             else:
                 for model, _ in released_models():
@@ -322,17 +339,8 @@ def _stop_reading(release):
     except DatabaseError:
         # An aborted transaction: its rollback undoes the SET (PostgreSQL). Outside one, never keep a
         # connection that might still read a release.
-        if not connection.in_atomic_block:
-            connection.close()
-
-
-def reading_stream(release, rows):
-    """A streamed response's rows, read from ``release`` (they are produced after the view has returned)."""
-    if release is None:
-        yield from rows
-        return
-    with reading(release):
-        yield from rows
+        if not reader.in_atomic_block:
+            reader.close()
 
 
 # --- A release's cohort and analysis dataset, computed once per process ------------------------

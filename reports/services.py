@@ -174,11 +174,68 @@ def prepare_run(run_id):
                 rows, types = snapshot.load(handle.read())
             run.case_mix = fit_case_mix(rows, types, run.data_cut) if rows else {}
         run.save()
-    return list(
-        run.centre_reports.exclude(delivery_state__in=[CentreReport.Delivery.SENT, CentreReport.Delivery.NO_RECIPIENTS])
-        .exclude(status=CentreReport.Status.FAILED)
-        .values_list("pk", flat=True)
+    return list(unfinished_reports(run).values_list("pk", flat=True))
+
+
+# A report neither delivered (or without recipients) nor given up on.
+UNFINISHED = ~Q(delivery_state__in=[CentreReport.Delivery.SENT, CentreReport.Delivery.NO_RECIPIENTS]) & ~Q(
+    status=CentreReport.Status.FAILED
+)
+
+
+def unfinished_reports(run):
+    return run.centre_reports.filter(UNFINISHED)
+
+
+def mark_dispatched(*, run_id=None, report_ids=()):
+    """Note when a task was handed to the broker: the sweeper re-sends what stays unfinished long after."""
+    now = timezone.now()
+    if run_id is not None:
+        ReportRun.objects.filter(pk=run_id).update(dispatched_at=now)
+    if report_ids:
+        CentreReport.objects.filter(pk__in=list(report_ids)).update(dispatched_at=now)
+
+
+def work_to_send_again(now=None):
+    """What the broker has lost: runs and reports whose task was sent long ago and is still not done.
+
+    The database, not the broker, is the source of truth (issue 17, item 6): Redis
+    keeps nothing on disk here, so a restart drops every queued and unacknowledged
+    task. A task is sent again once REPORT_RESEND_AFTER_SECONDS have passed since it
+    was last handed over or last started work — longer than the hard time limit of a
+    task, so a render still in progress is never doubled. Sending again is harmless
+    anyway: rendering and delivery are idempotent under row locks (``render_report``,
+    ``deliver_report``). Returns ``(run ids, [(report id, run id)])`` and marks them
+    sent now; ``reports.tasks.sweep_unfinished_runs`` hands them to the broker.
+    """
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(seconds=settings.REPORT_RESEND_AFTER_SECONDS)
+    runs, reports = [], []
+    with transaction.atomic():
+        # skip_locked: a run being prepared or finished right now is looked at by the next sweep.
+        for run in ReportRun.objects.select_for_update(skip_locked=True).filter(finished_at__isnull=True):
+            last_sent = run.dispatched_at or run.created_at
+            if run.status == ReportRun.Status.PENDING:
+                if last_sent < cutoff:  # the fan-out task never ran
+                    runs.append(run.pk)
+                continue
+            stale = unfinished_reports(run).filter(
+                Q(dispatched_at__lt=cutoff) | Q(dispatched_at__isnull=True, run__started_at__lt=cutoff)
+            )
+            reports += [(report_id, run.pk) for report_id in stale.values_list("pk", flat=True)]
+        ReportRun.objects.filter(pk__in=runs).update(dispatched_at=now)
+        CentreReport.objects.filter(pk__in=[report_id for report_id, _ in reports]).update(dispatched_at=now)
+    finishable = ReportRun.objects.filter(finished_at__isnull=True, status=ReportRun.Status.RUNNING).exclude(
+        pk__in=CentreReport.objects.filter(UNFINISHED).values("run_id")
     )
+    for run_id in finishable.values_list("pk", flat=True):
+        # Every report done but the closing step lost with the broker.
+        finish_run_if_done(run_id)
+    if runs or reports:
+        logger.warning(
+            "Sent again after the broker lost them: %d run(s), %d centre report(s).", len(runs), len(reports)
+        )
+    return runs, reports
 
 
 _snapshot_cache = {}
@@ -427,8 +484,10 @@ def deliver_report(report_id):
 
 
 def record_failed_attempt(report_id, error):
-    """A transient failure (SMTP down): count it, keep the report pending for the retry."""
-    CentreReport.objects.filter(pk=report_id).update(attempts=F("attempts") + 1, error=str(error)[:2000])
+    """A transient failure (SMTP down): count it, keep the report pending for the retry (sent to the broker now)."""
+    CentreReport.objects.filter(pk=report_id).update(
+        attempts=F("attempts") + 1, error=str(error)[:2000], dispatched_at=timezone.now()
+    )
 
 
 def mark_failed(report_id, error):

@@ -10,6 +10,7 @@ import gzip
 import json
 
 from registry.models import ComplicationType
+from registry.routers import primary_reads
 
 from .cohort import CohortRow, cohort
 
@@ -25,8 +26,10 @@ def _encode(value):
 
 
 def build(as_of):
-    rows = cohort(as_of=as_of)
-    types = list(ComplicationType.objects.order_by("name").values("code", "name", "category", "catheter_related"))
+    # The cut is taken on the primary: a replica behind it would freeze a run without its latest entries.
+    with primary_reads():
+        rows = cohort(as_of=as_of)
+        types = list(ComplicationType.objects.order_by("name").values("code", "name", "category", "catheter_related"))
     payload = {"as_of": as_of.isoformat(), "complication_types": types, "rows": [dataclasses.asdict(r) for r in rows]}
     return gzip.compress(json.dumps(payload, default=_encode, separators=(",", ":")).encode(), mtime=0)
 

@@ -19,13 +19,16 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=8)
 def execute_run(self, run_id):
-    for report_id in services.prepare_run(run_id):
+    report_ids = services.prepare_run(run_id)
+    services.mark_dispatched(report_ids=report_ids)
+    for report_id in report_ids:
         produce_centre_report.delay(report_id, run_id)
     services.finish_run_if_done(run_id)
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=8)
 def produce_centre_report(self, report_id, run_id):
+    services.mark_dispatched(report_ids=[report_id])  # at work now: the sweeper waits a full time limit from here
     try:
         services.render_report(report_id)
         services.deliver_report(report_id)
@@ -40,6 +43,17 @@ def produce_centre_report(self, report_id, run_id):
         services.finish_run_if_done(run_id)
         raise
     services.finish_run_if_done(run_id)
+
+
+@shared_task
+def sweep_unfinished_runs():
+    """Every few minutes (beat): send again what the broker lost (``services.work_to_send_again``)."""
+    runs, reports = services.work_to_send_again()
+    for run_id in runs:
+        execute_run.delay(run_id)
+    for report_id, run_id in reports:
+        produce_centre_report.delay(report_id, run_id)
+    return len(runs), len(reports)
 
 
 @shared_task
@@ -76,6 +90,7 @@ def dispatch_run(run_id, *, background=False):
             _background_threads.add(thread)
         thread.start()
         return thread
+    services.mark_dispatched(run_id=run_id)
     return execute_run.delay(run_id)
 
 

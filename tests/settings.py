@@ -20,3 +20,13 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
     "DEFAULT_THROTTLE_RATES": {"anon": "100000/min", "user": "100000/min", "auth": "100000/min"},
 }
+
+# The replica is the test database itself, read over a connection of its own (tests/test_replica_router.py,
+# transactional tests: it sees committed rows only, as a real replica does). No router unless a test
+# installs one, so the rest of the suite reads and counts queries on "default" alone.
+DATABASES["replica"] = {  # noqa: F405
+    **DATABASES["default"],  # noqa: F405
+    "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),  # noqa: F405
+    "TEST": {"MIRROR": "default"},
+}
+DATABASE_ROUTERS = []

@@ -94,3 +94,16 @@ def test_the_web_container_is_checked_through_it():
 
     compose = yaml.safe_load((Path(__file__).resolve().parent.parent / "docker-compose.yml").read_text())
     assert "/health/" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
+
+
+def test_the_beat_container_is_checked_by_whether_beat_is_scheduling():
+    from pathlib import Path
+
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parent.parent / "docker-compose.yml").read_text())
+    beat = compose["services"]["beat"]
+    assert beat["healthcheck"]["test"][-2:] == ["manage.py", "check_beat"]
+    # Beat writes each send at once, or the check would read a time up to minutes old.
+    assert beat["environment"]["CELERY_BEAT_SYNC_EVERY"] == "1"
+    assert beat["environment"]["DATABASE_URL"] == compose["services"]["worker"]["environment"]["DATABASE_URL"]

@@ -4,26 +4,27 @@ Real Celery workers (separate processes) against a real Redis and the test's
 PostgreSQL database; emails go to files so both workers' sends can be counted.
 """
 
-import os
-import re
-import signal
 import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-import redis
-from django.db import connection
 
 from reports.models import CentreReport, ReportRun
 
 from . import report_world
+from .workers import (
+    REDIS_URL,
+    ROOT,
+    emails_per_centre,
+    forget_keys,
+    kill,
+    require_redis,
+    start_worker,
+    wait_for,
+    worker_environment,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-# The workers' keys carry a prefix of their own; nothing else in this Redis is touched.
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
@@ -36,93 +37,13 @@ def vocabulary():
     restore_complication_types()
 
 
-def wait_for(condition, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(message)
-
-
 @pytest.fixture
 def worker_env(tmp_path, settings):
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis is not running at {REDIS_URL}")
-    prefix = f"hai-test-{uuid.uuid4().hex[:8]}:"
+    require_redis(REDIS_URL)
     settings.MEDIA_ROOT = tmp_path / "media"
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "registry.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": REDIS_URL,
-        "CELERY_KEY_PREFIX": prefix,
-        "CELERY_TASK_DEFAULT_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
-        # A dead worker's unacknowledged tasks come back after this many seconds.
-        "CELERY_VISIBILITY_TIMEOUT": "4",
-        "CELERY_UNACKED_RESTORE_SECONDS": "1",
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
-        "MEDIA_ROOT": str(tmp_path / "media"),
-        "DATABASE_CONN_MAX_AGE": "0",
-    }
+    env = worker_environment(tmp_path, REDIS_URL)
     yield env
-    for key in client.scan_iter(match=f"{prefix}*"):
-        client.delete(key)
-
-
-def start_worker(env, name, log):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "registry",
-            "worker",
-            "-Q",
-            env["CELERY_TASK_DEFAULT_QUEUE"],
-            "-c",
-            "2",
-            "-P",
-            "prefork",
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "info",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def kill(process):
-    """SIGKILL the worker and its pool: no warm shutdown, no acknowledgement of running tasks."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=30)
-
-
-def emails_per_centre(mail_dir):
-    counts = {}
-    for path in Path(mail_dir).glob("*.log"):
-        for code in re.findall(r"^Subject: HAI Registry benchmark report - (\S+) - ", path.read_text(), flags=re.M):
-            counts[code] = counts.get(code, 0) + 1
-    return counts
+    forget_keys(env)
 
 
 def start_run_and_kill_worker_midway(worker_env, centres, log, log_path):
