@@ -54,6 +54,7 @@ def restore_seeded_rows():
     importlib.import_module("registry.migrations.0010_fudr_dose_bands_and_nightly_checks").schedule(apps, None)
     importlib.import_module("reports.migrations.0002_monthly_schedule").schedule(apps, None)
     importlib.import_module("api.migrations.0003_nightly_token_pruning").schedule(apps, None)
+    importlib.import_module("sites.migrations.0006_nightly_session_pruning").schedule(apps, None)
     importlib.import_module("registry.migrations.0017_nightly_temporary_file_pruning").schedule(apps, None)
     importlib.import_module("reports.migrations.0007_sweeper").schedule(apps, None)
 
